@@ -1,0 +1,54 @@
+"""digitlab: handwritten digit recognition, from the Keras MNIST tutorial to a served CNN.
+
+The public API is loaded lazily so that `import digitlab` (and `digitlab --help`) stay fast and do
+not import torch:
+
+    import digitlab as dl
+    data = dl.load_dataset("mnist")                 # uint8 images (N, 28, 28), int64 labels (N,)
+    model = dl.build_model("mlp")                   # the article's Dense(512) -> Dense(10)
+    history = dl.fit(model, data.x_train, data.y_train, dl.TrainConfig(epochs=5, batch_size=128),
+                     validation_data=(data.x_test, data.y_test))
+    print(dl.evaluate(model, data.x_test, data.y_test))
+    dl.save_model(model, "runs/mlp", history=history)
+    model = dl.load_model("runs/mlp")
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# name -> module that defines it. Resolved on first access (PEP 562).
+_LAZY = {
+    "load_dataset": "digitlab.data.dataset",
+    "Dataset": "digitlab.data.dataset",
+    "DATASETS": "digitlab.data.sources",
+    "build_model": "digitlab.models.registry",
+    "list_models": "digitlab.models.registry",
+    "model_summary": "digitlab.models.summary",
+    "save_model": "digitlab.models.storage",
+    "load_model": "digitlab.models.storage",
+    "TrainConfig": "digitlab.train.config",
+    "fit": "digitlab.train.loop",
+    "History": "digitlab.train.history",
+    "evaluate": "digitlab.evaluate.metrics",
+    "predict_proba": "digitlab.evaluate.metrics",
+    "cross_validate": "digitlab.evaluate.crossval",
+    "Recognizer": "digitlab.inference.recognizer",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'digitlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,3 @@
+from digitlab.cli.main import main
+
+raise SystemExit(main())

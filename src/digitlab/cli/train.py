@@ -1,0 +1,118 @@
+"""`digitlab train`: train a model (or a preset) and save the run folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from digitlab.cli.common import add_data_args, add_device_args, load_data
+
+# CLI flag -> TrainConfig field. Flags default to None so that a preset's values survive unless the
+# user sets the flag explicitly.
+CONFIG_FLAGS = {
+    "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float,
+    "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,
+    "augment": str, "val_split": int, "early_stopping": int, "seed": int,
+}
+BOOL_FLAGS = ("keep_best", "channels_last", "compile")
+
+
+def add_train_config_args(parser: argparse.ArgumentParser) -> None:
+    """The training settings, shared by train, cv and sweep."""
+    from digitlab.train.config import AUGMENTS, OPTIMIZERS, SCHEDULES
+
+    g = parser.add_argument_group("training")
+    g.add_argument("--epochs", type=int, help="epochs (default 5)")
+    g.add_argument("--batch-size", type=int, help="batch size (default 128)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help="default rmsprop (Keras defaults)")
+    g.add_argument("--lr", type=float, help="peak learning rate (default: the optimizer's Keras default)")
+    g.add_argument("--momentum", type=float, help="sgd momentum (default 0.9, Nesterov)")
+    g.add_argument("--weight-decay", type=float, help="weight decay (decoupled for adamw)")
+    g.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default constant)")
+    g.add_argument("--warmup", dest="warmup_epochs", type=float, help="linear warm-up, in epochs")
+    g.add_argument("--label-smoothing", type=float, help="label smoothing in [0, 1)")
+    g.add_argument("--augment", choices=AUGMENTS, help="batched augmentation (default none)")
+    g.add_argument("--val-split", type=int, help="hold out N training images for validation")
+    g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after N epochs without val_loss gain")
+    g.add_argument("--keep-best", action="store_true", default=None, help="restore the best val_loss weights")
+    g.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory layout")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--seed", type=int, help="random seed (default 0)")
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="architecture argument, e.g. --model-arg dropout=0.2 (repeatable)")
+
+
+def parse_model_args(pairs: list[str]) -> dict:
+    import json
+
+    from digitlab.errors import ConfigError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--model-arg expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def resolve_config(args, default_model: str = "mlp"):
+    """Merge preset defaults and explicit flags into (model_name, model_kwargs, TrainConfig)."""
+    from digitlab.train.config import TrainConfig
+    from digitlab.train.presets import get_preset
+
+    model, model_kwargs, values = default_model, {}, {}
+    if getattr(args, "preset", None):
+        preset = get_preset(args.preset)
+        model, model_kwargs, values = preset["model"], dict(preset["model_kwargs"]), dict(preset["config"])
+    if getattr(args, "model", None):
+        if args.model != model:
+            model_kwargs = {}  # a preset's architecture arguments belong to its own model
+        model = args.model
+    model_kwargs.update(parse_model_args(args.model_arg))
+    for name in (*CONFIG_FLAGS, *BOOL_FLAGS):
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    values["device"] = args.device
+    values["threads"] = args.threads
+    return model, model_kwargs, TrainConfig.from_dict(values)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model and save it (safetensors + JSON), its history and learning curves",
+        description="Train a model. Example (the article): digitlab train --model mlp --epochs 5 --batch-size 128 -o runs/mlp",
+    )
+    p.add_argument("--model", help="model name (see `digitlab models`; default mlp)")
+    p.add_argument("--preset", help="tuned settings: article, fast, best (flags override)")
+    p.add_argument("-o", "--output", default=None, help="run folder to write (default runs/<model>)")
+    p.add_argument("--validate-on-test", action="store_true",
+                   help="evaluate on the test set every epoch for the learning curves, as the article does")
+    p.add_argument("--json", action="store_true", help="end with one JSON line of the metrics")
+    add_train_config_args(p)
+    add_data_args(p)
+    add_device_args(p)
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    import json
+
+    from digitlab.train.run import train_run
+
+    model, model_kwargs, config = resolve_config(args)
+    output = args.output or f"runs/{args.preset or model}"
+    data = load_data(args)
+    result = train_run(model, config, data, output, model_kwargs=model_kwargs,
+                       validate_on_test=args.validate_on_test, preset=args.preset)
+    m = result.metrics
+    print(f"Train loss: {m['train_loss']:.4f} - train accuracy: {m['train_accuracy']:.4f} "
+          f"({m['epochs_run']} epochs, {m['train_time_s']:.1f}s)")
+    print(f"Test loss: {m['test_loss']:.4f} - test accuracy: {m['test_accuracy']:.4f}")
+    print(f"Saved to {result.output}")
+    if args.json:
+        print(json.dumps({k: v for k, v in m.items() if k not in ("per_class_accuracy", "environment")}))
+    return 0

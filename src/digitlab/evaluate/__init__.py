@@ -1,0 +1,1 @@
+"""Evaluation: metrics (pure), cross-validation, diagnostics."""

@@ -1,0 +1,151 @@
+"""Crash-safe file writing.
+
+Every file digitlab writes goes through `atomic_write`: the bytes land in a temporary file in the same
+folder, are fsync'ed, and replace the target with `os.replace`, which is atomic on POSIX and Windows.
+A crash, a full disk or a read-only folder leaves the previous file (or none), never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from digitlab.errors import OutputError
+
+_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space or choose another output folder",
+    errno.EDQUOT: "the disk quota is exceeded: free some space or choose another output folder",
+    errno.EROFS: "the file system is read-only: choose a writable output folder",
+    errno.EACCES: "permission denied: choose a folder you can write to",
+    errno.EPERM: "permission denied: choose a folder you can write to",
+}
+
+
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    hint = _HINTS.get(exc.errno, exc.strerror or str(exc))
+    return OutputError(f"cannot write {path}: {hint}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Make the rename itself durable. Not every platform can open a folder; that is fine.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create `path` (and parents) or raise OutputError with a clear reason."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path` atomically.
+
+    For libraries that insist on writing to a file name themselves (safetensors, matplotlib, ONNX).
+    """
+    path = Path(path)
+    ensure_dir(path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _output_error(path, exc) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temporary file for writing; it replaces `path` only if the block completes."""
+    binary = "b" in mode
+    with atomic_path(path) as tmp:
+        try:
+            with open(tmp, mode, encoding=None if binary else encoding) as fh:
+                yield fh
+                fh.flush()
+        except OSError as exc:
+            raise _output_error(Path(path), exc) from None
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars/arrays and Paths show up in configs and metrics.
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def write_csv(path: str | os.PathLike, header: list[str], rows: list[list[Any]]) -> Path:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(path, buf.getvalue())
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save a matplotlib Figure atomically as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Read JSON or raise a DigitlabError-derived error naming the file."""
+    from digitlab.errors import DataError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{what} {path} is not valid JSON ({exc}); recreate it") from None

@@ -1,0 +1,1 @@
+"""Training: config, the fit loop, history, optimizers and schedules, progress, augmentation, checkpoints."""

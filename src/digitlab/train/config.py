@@ -1,0 +1,86 @@
+"""TrainConfig: every training setting in one frozen dataclass, saved with each model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from digitlab.errors import ConfigError
+
+OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
+SCHEDULES = ("constant", "onecycle", "cosine")
+AUGMENTS = ("none", "affine", "elastic")
+
+# Keras's defaults, so that `--optimizer rmsprop` trains as the article's `compile(optimizer="rmsprop")`.
+DEFAULT_LR = {"rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 5
+    batch_size: int = 128
+    optimizer: str = "rmsprop"
+    lr: float | None = None  # None -> the optimizer's Keras default (DEFAULT_LR)
+    momentum: float = 0.9  # sgd momentum
+    nesterov: bool = True  # sgd
+    rho: float = 0.9  # rmsprop decay, Keras's default (torch's alpha)
+    eps: float = 1e-7  # Keras's epsilon for rmsprop/adam
+    weight_decay: float = 0.0  # decoupled for adamw, L2 otherwise
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0  # linear warm-up length, in epochs (fractions allowed)
+    label_smoothing: float = 0.0
+    augment: str = "none"  # batched tensor augmentation, see digitlab.train.augment
+    val_split: int = 0  # images carved from the training set for validation (0 = none)
+    early_stopping: int = 0  # patience in epochs on val_loss (0 = off)
+    keep_best: bool = False  # restore the weights of the best val_loss epoch at the end
+    seed: int = 0
+    device: str = "auto"  # auto -> cuda, then mps, then cpu
+    threads: int | None = None  # torch CPU threads (None = torch's default, one per core)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the model (CUDA mostly)
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    eval_batch_size: int = 2048
+
+    def __post_init__(self):
+        def bad(msg):
+            raise ConfigError(msg)
+
+        if self.epochs < 1:
+            bad(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            bad(f"batch size must be >= 1, got {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            bad(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            bad(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if self.augment not in AUGMENTS:
+            bad(f"unknown augmentation {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
+        if self.lr is not None and not self.lr > 0:
+            bad(f"learning rate must be > 0, got {self.lr}")
+        if not 0 <= self.label_smoothing < 1:
+            bad(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.weight_decay < 0:
+            bad(f"weight decay must be >= 0, got {self.weight_decay}")
+        if self.warmup_epochs < 0 or (self.warmup_epochs > 0 and self.warmup_epochs >= self.epochs):
+            bad(f"warm-up ({self.warmup_epochs} epochs) must be >= 0 and shorter than training ({self.epochs} epochs)")
+        if self.val_split < 0:
+            bad(f"val split must be >= 0 images, got {self.val_split}")
+        if self.threads is not None and self.threads < 1:
+            bad(f"threads must be >= 1, got {self.threads}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return replace(self, **changes)

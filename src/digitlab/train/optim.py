@@ -1,0 +1,70 @@
+"""Optimizers and learning-rate schedules, built from a TrainConfig.
+
+RMSprop uses Keras's defaults (lr 1e-3, rho 0.9, eps 1e-7). torch's RMSprop divides by
+sqrt(v) + eps where Keras 3 divides by sqrt(v + eps). The two agree to 0.1% for gradients well above
+sqrt(eps) ~ 3e-4, which is nearly all of them; a test compares steps with the Keras formula. On the real
+MNIST the article's figures come out the same (train 0.9891, test 0.978x).
+"""
+
+from __future__ import annotations
+
+import math
+
+from digitlab.train.config import TrainConfig
+
+
+def make_optimizer(params, config: TrainConfig):
+    import torch
+
+    lr, wd = config.learning_rate, config.weight_decay
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=config.rho, eps=config.eps, weight_decay=wd, foreach=True)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=config.eps, weight_decay=wd, foreach=True)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, eps=config.eps, weight_decay=wd, foreach=True)
+    # sgd: Nesterov momentum is the usual choice for convnets.
+    return torch.optim.SGD(
+        params, lr=lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0,
+        weight_decay=wd, foreach=True,
+    )
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
+    """Multiplier of the base learning rate at optimizer step `step` (0-based). Pure, for testing.
+
+    - constant: 1 after a linear warm-up;
+    - cosine: linear warm-up, then cosine decay to 0 at the last step;
+    - onecycle: linear warm-up to the peak, then linear decay to 0 (the fast "triangle" of
+      super-convergence; warm-up defaults to 25% of training when none is given).
+    """
+    if schedule == "onecycle" and warmup_steps == 0:
+        warmup_steps = max(1, int(0.25 * total_steps))
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    remaining = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / remaining)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return max(0.0, 1.0 - progress)  # onecycle
+
+
+def make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
+    """A per-step LambdaLR; its state (last_epoch) is all a resumed run needs."""
+    import torch
+
+    total = config.epochs * steps_per_epoch
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    schedule = config.schedule
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Factor(total, warmup, schedule))
+
+
+class _Factor:
+    # A class, not a lambda, so the scheduler's state_dict holds plain numbers.
+    def __init__(self, total: int, warmup: int, schedule: str):
+        self.total, self.warmup, self.schedule = total, warmup, schedule
+
+    def __call__(self, step: int) -> float:
+        return lr_factor(step, self.total, self.warmup, self.schedule)

@@ -1,0 +1,81 @@
+"""Keras-style progress: a live bar with running metrics on a terminal, one line per epoch otherwise.
+
+As Keras's Progbar: it checks for a terminal, limits its redraws (reading metrics forces a host sync,
+so it happens at most a few times a second), and leaves the first step out of the ETA.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from digitlab.train.callbacks import Callback
+
+
+def format_logs(logs: dict) -> str:
+    parts = []
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if key in logs:
+            parts.append(f"{key}: {logs[key]:.4f}")
+    return " - ".join(parts)
+
+
+class EpochLines(Callback):
+    """One line per epoch, like Keras's verbose=2: for logs, pipes and CI."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+
+    def on_epoch_end(self, state, logs):
+        print(
+            f"Epoch {state.epoch}/{state.config.epochs} - {logs['epoch_time']:.1f}s - {format_logs(logs)}",
+            file=self.stream,
+            flush=True,
+        )
+
+
+class LiveBar(Callback):
+    """A rich progress bar per epoch, redrawn at most every `interval` seconds."""
+
+    def __init__(self, interval: float = 0.25):
+        self.interval = interval
+
+    def on_train_begin(self, state):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+
+    def on_epoch_begin(self, state):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn(f"Epoch {state.epoch + 1}/{state.config.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=self.console,
+            transient=True,
+            auto_refresh=False,
+        )
+        self.task = self.progress.add_task("train", total=state.steps_per_epoch, metrics="")
+        self.progress.start()
+        self.last = 0.0
+
+    def on_batch_end(self, state, step):
+        now = time.perf_counter()
+        if step == 0 or now - self.last < self.interval:
+            return  # step 0 includes warm-up costs; leave it out of the ETA and the redraws
+        self.last = now
+        self.progress.update(self.task, completed=step + 1, metrics=format_logs(state.running_metrics()))
+        self.progress.refresh()
+
+    def on_epoch_end(self, state, logs):
+        self.progress.stop()
+        self.console.print(
+            f"Epoch {state.epoch}/{state.config.epochs} - {logs['epoch_time']:.1f}s - {format_logs(logs)}"
+        )
+
+
+def default_progress() -> Callback:
+    return LiveBar() if sys.stderr.isatty() else EpochLines()

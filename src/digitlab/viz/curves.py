@@ -1,0 +1,46 @@
+"""Learning curves as the article draws them, improved: two panels (cross-entropy loss, accuracy),
+train in red and test in green, every run overlaid, with axis labels, a legend and epoch ticks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def learning_curves_figure(histories, title: str | None = None, val_label: str = "test"):
+    """histories: one History (dict of lists) or a sequence of them (e.g. one per CV fold).
+
+    Returns a matplotlib Figure with two Axes: [loss, accuracy].
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    if isinstance(histories, dict):
+        histories = [histories]
+    histories = list(histories)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    panels = ((ax_loss, "loss", "Cross-entropy loss"), (ax_acc, "accuracy", "Classification accuracy"))
+    many = len(histories) > 1
+    for i, hist in enumerate(histories):
+        for ax, key, _ in panels:
+            train = hist.get(key, [])
+            epochs = range(1, len(train) + 1)
+            alpha = 0.75 if many else 1.0
+            ax.plot(epochs, train, color="tab:red", alpha=alpha, marker="o", ms=3,
+                    label="train" if i == 0 else None)
+            if hist.get(f"val_{key}"):
+                ax.plot(epochs, hist[f"val_{key}"], color="tab:green", alpha=alpha, marker="o", ms=3,
+                        label=val_label if i == 0 else None)
+    for ax, key, name in panels:
+        ax.set_title(name + (f" ({len(histories)} folds)" if many else ""))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
