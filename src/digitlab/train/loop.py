@@ -24,7 +24,8 @@ def to_input_tensor(x, device=None):
     import numpy as np
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else torch.as_tensor(x)
+    # torch.tensor copies: datasets hand out read-only (shared, cached) arrays.
+    t = torch.tensor(x) if isinstance(x, np.ndarray) else torch.as_tensor(x)
     if t.ndim == 3:
         t = t.unsqueeze(1)
     if t.ndim != 4 or tuple(t.shape[1:]) != (1, 28, 28):
@@ -39,7 +40,7 @@ def to_label_tensor(y, device=None):
     import numpy as np
     import torch
 
-    t = torch.from_numpy(np.asarray(y)) if not isinstance(y, torch.Tensor) else y
+    t = torch.tensor(np.asarray(y)) if not isinstance(y, torch.Tensor) else y
     return t.to(device=device, dtype=torch.long)
 
 
