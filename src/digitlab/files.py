@@ -26,12 +26,12 @@ _HINTS = {
 }
 
 
-def _output_error(path: Path, exc: OSError) -> OutputError:
+def output_error(path: Path, exc: OSError) -> OutputError:
     hint = _HINTS.get(exc.errno, exc.strerror or str(exc))
     return OutputError(f"cannot write {path}: {hint}")
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     # Make the rename itself durable. Not every platform can open a folder; that is fine.
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -47,7 +47,7 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _output_error(path, exc) from None
+        raise output_error(path, exc) from None
     return path
 
 
@@ -63,17 +63,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as exc:
-        raise _output_error(path, exc) from None
+        raise output_error(path, exc) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise _output_error(path, exc) from None
+        raise output_error(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -89,7 +89,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
                 yield fh
                 fh.flush()
         except OSError as exc:
-            raise _output_error(Path(path), exc) from None
+            raise output_error(Path(path), exc) from None
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -95,7 +95,51 @@ def add_parser(subparsers) -> None:
     add_train_config_args(p)
     add_data_args(p)
     add_device_args(p)
+    g = p.add_argument_group("checkpoints (see digitlab.train.checkpoint)")
+    g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="write RUN_DIR/checkpoints/epoch-NNNN every N epochs (default: no checkpoints)")
+    g.add_argument("--keep-checkpoints", type=int, default=None, metavar="K", help="keep the newest K (default 3)")
+    g.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue RUN_DIR from its last complete checkpoint, with the settings saved in it")
     p.set_defaults(handler=run)
+
+
+def _resume_plan(args):
+    """(model, model_kwargs, config, output, callbacks) for `--resume RUN_DIR`: the saved settings win."""
+    from digitlab.errors import ConfigError
+    from digitlab.train.checkpoint import CheckpointCallback, load_for_resume
+
+    given = [f"--{n.replace('_', '-')}" for n in ("model", "preset", "output", *CONFIG_FLAGS, *BOOL_FLAGS)
+             if getattr(args, n, None) is not None] + (["--model-arg"] if args.model_arg else [])
+    if given:
+        raise ConfigError(f"--resume continues with the settings saved in the checkpoint: drop {', '.join(given)}")
+    checkpoint = load_for_resume(args.resume)
+    extra, arch = checkpoint.extra, checkpoint.meta.get("architecture") or {}
+    config = checkpoint.config
+    if args.threads is not None:
+        config = config.replace(threads=args.threads)
+    args.dataset = extra.get("dataset", args.dataset)
+    args.data_dir = args.data_dir or extra.get("data_dir")
+    args.validate_on_test, args.preset = bool(extra.get("validate_on_test")), extra.get("preset")
+    every = args.checkpoint_every or extra.get("every", 1)
+    keep = args.keep_checkpoints or extra.get("keep", 3)
+    print(f"Resuming {args.resume} from {checkpoint.folder.name} ({checkpoint.epoch}/{config.epochs} epochs done)")
+    callback = CheckpointCallback(args.resume, every, keep, resume_from=checkpoint, extra={**extra, "every": every, "keep": keep})
+    return arch["name"], dict(arch.get("kwargs") or {}), config, args.resume, [callback]
+
+
+def _checkpoint_callbacks(args, model, output) -> list:
+    import os
+
+    from digitlab.train.checkpoint import CheckpointCallback
+
+    if args.checkpoint_every is None:
+        return []
+    keep = args.keep_checkpoints or 3
+    extra = {"model": model, "dataset": args.dataset, "preset": args.preset,
+             "data_dir": os.path.abspath(args.data_dir) if args.data_dir else None,
+             "validate_on_test": args.validate_on_test, "every": args.checkpoint_every, "keep": keep}
+    return [CheckpointCallback(output, args.checkpoint_every, keep, extra=extra)]
 
 
 def run(args) -> int:
@@ -103,10 +147,14 @@ def run(args) -> int:
 
     from digitlab.train.run import train_run
 
-    model, model_kwargs, config = resolve_config(args)
-    output = args.output or f"runs/{args.preset or model}"
+    if args.resume:
+        model, model_kwargs, config, output, callbacks = _resume_plan(args)
+    else:
+        model, model_kwargs, config = resolve_config(args)
+        output = args.output or f"runs/{args.preset or model}"
+        callbacks = _checkpoint_callbacks(args, model, output)
     data = load_data(args)
-    result = train_run(model, config, data, output, model_kwargs=model_kwargs,
+    result = train_run(model, config, data, output, model_kwargs=model_kwargs, callbacks=callbacks,
                        validate_on_test=args.validate_on_test, preset=args.preset)
     m = result.metrics
     print(f"Train loss: {m['train_loss']:.4f} - train accuracy: {m['train_accuracy']:.4f} "

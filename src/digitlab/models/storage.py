@@ -15,7 +15,7 @@ from typing import Any
 
 from digitlab import __version__
 from digitlab.errors import ModelError
-from digitlab.files import atomic_path, ensure_dir, read_json, write_json
+from digitlab.files import ensure_dir, read_json, write_bytes, write_json
 
 FORMAT = "digitlab-model"
 FORMAT_VERSION = 1
@@ -59,7 +59,7 @@ def save_model(
     """Write `model.safetensors` and `model.json` into folder `path`; return the folder."""
     from dataclasses import asdict, is_dataclass
 
-    from safetensors.torch import save_file
+    from safetensors.torch import save as serialize_safetensors
 
     from digitlab.provenance import environment
 
@@ -70,8 +70,9 @@ def save_model(
     folder = ensure_dir(path)
     # safetensors wants contiguous tensors that do not share memory (channels-last weights are not).
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / WEIGHTS_NAME) as tmp:
-        save_file(state, str(tmp), metadata={"format": FORMAT, "architecture": arch["name"]})
+    # Serialise in memory, then write through digitlab.files: a full disk becomes a clear OutputError
+    # (safetensors' own file writer raises its own error type) and never leaves half a file.
+    write_bytes(folder / WEIGHTS_NAME, serialize_safetensors(state, metadata={"format": FORMAT, "architecture": arch["name"]}))
     config = asdict(train_config) if is_dataclass(train_config) else train_config
     meta: dict[str, Any] = {
         "format": FORMAT,

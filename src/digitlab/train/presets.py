@@ -1,8 +1,12 @@
 """Presets: tuned settings held as data.
 
 Each preset names a model (and its architecture arguments) and the TrainConfig fields it sets.
-Settings are chosen on a validation split carved from the training set; the test set only reports.
-`digitlab train --preset NAME` starts from these; any flag given on the command line wins.
+Settings are chosen on a validation split carved from the training set (`val_split=5000`, seeds 0-1);
+the test set only reports. Each entry's "chosen" says what was compared. `digitlab train --preset
+NAME` starts from these; any flag given on the command line wins.
+
+Units: epochs are passes over the 60,000 training images; lr is the peak of the schedule;
+warmup_epochs may be a fraction; weight_decay is L2 for sgd.
 """
 
 from __future__ import annotations
@@ -16,6 +20,47 @@ PRESETS: dict[str, dict] = {
         "model_kwargs": {},
         "config": {"epochs": 5, "batch_size": 128, "optimizer": "rmsprop"},
         "description": "the article's mlp: rmsprop, 5 epochs, batch 128",
+    },
+    # 99% test accuracy in the least CPU time: one epoch of a 29k-parameter BN convnet.
+    "fast": {
+        "model": "fast",
+        "model_kwargs": {},
+        "config": {
+            "epochs": 1, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
+            "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 0.2, "label_smoothing": 0.1,
+            "channels_last": True,
+        },
+        "description": "fast convnet, 1 epoch: 99% test accuracy in seconds on a laptop CPU",
+        "chosen": "1-thread CPU runs on val_split=5000, seeds 0-1: models (base 3x3 stem vs 4x4/2 stem; widths "
+                  "8-64 .. 24-96), batch 64/128/256, sgd lr 0.05/0.1/0.2 vs adam/adamw, warm-up 0.1/0.2 epochs, "
+                  "label smoothing 0/0.1; the pick has the best validation accuracy per CPU second",
+    },
+    # 99.5% on a CPU within a minute: the same net, longer, with affine augmentation.
+    "fast-99.5": {
+        "model": "fast",
+        "model_kwargs": {"widths": [24, 48, 96]},
+        "config": {
+            "epochs": 4, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
+            "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 0.5, "label_smoothing": 0.1,
+            "augment": "affine", "channels_last": True,
+        },
+        "description": "wider fast convnet, 4 epochs with affine augmentation: 99.5% in about a minute of CPU",
+        "chosen": "1-thread CPU runs on val_split=5000: epochs 3-8, widths 16-64 vs 24-96, augmentation none vs "
+                  "affine; the pick is the cheapest setting whose validation accuracy clears 99.5%",
+    },
+    # The highest single-model accuracy; sized for a GPU (40 epochs), and the shipped pretrained model.
+    "best": {
+        "model": "best",
+        "model_kwargs": {},
+        "config": {
+            "epochs": 40, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
+            "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 2, "label_smoothing": 0.1,
+            "augment": "affine", "channels_last": True,
+        },
+        "description": "VGG-style BN/dropout convnet, 40 epochs, affine augmentation (H200: about 2 minutes)",
+        "chosen": "the recipe of the strong MNIST single models (BN, dropout, affine + elastic distortion, "
+                  "one-cycle SGD, label smoothing 0.1); augmentation (none/affine/elastic) and dropout compared "
+                  "on val_split=5000 at reduced width and epochs on CPU; epochs fixed by the GPU time budget",
     },
 }
 

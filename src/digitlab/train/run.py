@@ -93,7 +93,7 @@ def save_run(output, model, history, metrics, config, data) -> Path:
         model, output, history=history, train_config=config, classes=data.classes,
         metrics={k: metrics[k] for k in ("test_loss", "test_accuracy", "train_loss", "train_accuracy",
                                           "train_time_s", "dataset", "epochs_run")},
-        extra={"seed": config.seed, "preset": metrics.get("preset")},
+        extra={"seed": config.seed, "preset": metrics.get("preset"), "environment": metrics["environment"]},
     )
     history.to_csv(out / "history.csv")
     title = f"{metrics['model']} on {data.name}"

@@ -1,0 +1,116 @@
+"""Bench: 5-fold cross-validation of the article's mlp (5 epochs x 5 folds on 48,000 images each).
+
+Goal (issue 3): at most 18 s on a 2-core machine (Keras needs about 72 s). The baseline measured in the
+same run is the article's protocol as a plain PyTorch user writes it: the same KFold indices, a fresh
+model and optimizer per fold, a DataLoader over a TensorDataset, per-batch `.item()`, then the test fold
+scored. Both time the whole CV (data slicing, training, scoring the test folds), not the data loading.
+
+    DIGITLAB_DATA_DIR=../shared/data python bench/cv_mlp.py                 # the full figure
+    DIGITLAB_DATA_DIR=../shared/data python bench/cv_mlp.py --subset 6000 --epochs 1 --folds 3   # a check
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _common  # noqa: F401  (puts src/ on the path)
+
+KERAS_REFERENCE_S = 72.0  # the issue's measurement of Keras on the 2-core machine, 5 folds x 5 epochs
+GOAL_S = 18.0
+
+
+def digitlab_cv(x, y, folds: int, epochs: int, seed: int):
+    from digitlab.evaluate.crossval import cross_validate
+    from digitlab.train.config import TrainConfig
+
+    config = TrainConfig(epochs=epochs, batch_size=128, optimizer="rmsprop", seed=seed, device="cpu")
+    started = time.perf_counter()
+    result = cross_validate("mlp", x, y, folds=folds, config=config, seed=seed)
+    return time.perf_counter() - started, result.scores.tolist()
+
+
+def plain_pytorch_cv(x, y, folds: int, epochs: int, seed: int):
+    """What a user writes after reading the PyTorch tutorials (and sklearn's KFold)."""
+    import torch
+    from sklearn.model_selection import KFold
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    started = time.perf_counter()
+    scores = []
+    for k, (train_idx, test_idx) in enumerate(KFold(folds, shuffle=True, random_state=seed).split(x)):
+        torch.manual_seed(seed + k)
+        x_train = torch.tensor(x[train_idx], dtype=torch.float32).reshape(-1, 784) / 255.0
+        x_test = torch.tensor(x[test_idx], dtype=torch.float32).reshape(-1, 784) / 255.0
+        y_train, y_test = torch.tensor(y[train_idx]), torch.tensor(y[test_idx])
+        model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10))
+        opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+        loss_fn = nn.CrossEntropyLoss()
+        loader = DataLoader(TensorDataset(x_train, y_train), batch_size=128, shuffle=True)
+        for _epoch in range(epochs):
+            loss_sum, correct, total = 0.0, 0, 0
+            for xb, yb in loader:
+                opt.zero_grad()
+                out = model(xb)
+                loss = loss_fn(out, yb)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.item() * len(yb)
+                correct += (out.argmax(1) == yb).sum().item()
+                total += len(yb)
+            with torch.no_grad():  # the article validates on the test fold every epoch
+                val_acc = (model(x_test).argmax(1) == y_test).float().mean().item()
+        scores.append(val_acc)
+    return time.perf_counter() - started, scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--subset", type=int, default=None, help="first N training images only (a quick check)")
+    parser.add_argument("--seed", type=int, default=1, help="KFold random_state and training seed (default 1)")
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from digitlab.data.dataset import load_dataset
+
+    env = _common.setup_lines("cpu")
+    data = load_dataset("mnist")
+    x, y = data.x_train, data.y_train
+    if args.subset:
+        x, y = x[: args.subset], y[: args.subset]
+    print(f"task: {args.folds}-fold CV of the mlp, {args.epochs} epochs, batch 128, rmsprop, on {len(x):,} images "
+          f"(KFold shuffle=True random_state={args.seed}); fresh model per fold in both")
+
+    # Warm both up untimed (first-call costs: kernel selection, lazy imports), so neither pays them alone.
+    digitlab_cv(x[:512], y[:512], 2, 1, args.seed)
+    plain_pytorch_cv(x[:512], y[:512], 2, 1, args.seed)
+    fmt = lambda s: " ".join(f"{100 * v:.3f}" for v in s)  # noqa: E731
+    ours_s, ours = digitlab_cv(x, y, args.folds, args.epochs, args.seed)
+    print(f"digitlab      : {ours_s:7.2f} s  folds {fmt(ours)}  mean {100 * np.mean(ours):.3f} std {100 * np.std(ours):.3f}",
+          flush=True)
+    base_s, base = plain_pytorch_cv(x, y, args.folds, args.epochs, args.seed)
+    print(f"plain PyTorch : {base_s:7.2f} s  folds {fmt(base)}  mean {100 * np.mean(base):.3f} std {100 * np.std(base):.3f}")
+    print(f"speed-up vs plain PyTorch: {base_s / ours_s:.2f}x")
+    full = not args.subset and (args.folds, args.epochs) == (5, 5)
+    if full:
+        print(f"vs Keras (the issue's {KERAS_REFERENCE_S:.0f} s): {KERAS_REFERENCE_S / ours_s:.2f}x; "
+              f"goal <= {GOAL_S:.0f} s: {'met' if ours_s <= GOAL_S else 'not met'}")
+    else:
+        print("(a short setting: the goal and the Keras reference apply to 5 folds x 5 epochs on 60,000 images)")
+    _common.emit_json({
+        "bench": "cv_mlp", "folds": args.folds, "epochs": args.epochs, "images": len(x),
+        "digitlab_s": round(ours_s, 3), "digitlab_scores": [round(s, 5) for s in ours],
+        "digitlab_mean": round(float(np.mean(ours)), 5), "digitlab_std": round(float(np.std(ours)), 5),
+        "plain_pytorch_s": round(base_s, 3), "plain_pytorch_scores": [round(s, 5) for s in base],
+        "plain_pytorch_mean": round(float(np.mean(base)), 5), "speedup_vs_plain": round(base_s / ours_s, 3),
+        "keras_reference_s": KERAS_REFERENCE_S if full else None, "goal_s": GOAL_S if full else None,
+        "commit": env["commit"], "threads": env.get("torch_threads"), "load_average": env.get("load_average"),
+    })
+
+
+if __name__ == "__main__":
+    main()
