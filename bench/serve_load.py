@@ -3,8 +3,10 @@
 Goal (2 cores): >= 300 req/s with p99 <= 50 ms at concurrency 8, zero errors.
 
 The bench starts the server as a subprocess on 127.0.0.1 (a free port), then fires requests from this
-process (a separate process from the server) with httpx's async client over keep-alive connections,
-for a fixed time per level. Each request is one real MNIST test digit (the 28x28 JSON array by
+process (a separate process from the server) over keep-alive connections, for a fixed time per level,
+with a minimal asyncio HTTP/1.1 client (--client httpx uses httpx.AsyncClient, which costs ~10x more
+CPU per request: on 2 shared cores that CPU is taken from the server). The server's and the client's
+CPU time per request are printed too: unlike req/s they do not depend on what else runs. Each request is one real MNIST test digit (the 28x28 JSON array by
 default, or a PNG with --payload png), so the accuracy of the answers is printed beside the speed.
 Baselines measured in the same run: GET /api/health at the same concurrency (the framework's ceiling:
 HTTP + routing, no inference) and the in-process Recognizer call on the same input.
@@ -44,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=1, help="server worker processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads per server worker")
     p.add_argument("--images", type=int, default=2000, help="distinct MNIST test images to cycle through")
+    p.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                   help="raw: minimal asyncio HTTP/1.1 keep-alive client (~10x less CPU per request than "
+                        "httpx, which matters when client and server share 2 cores); httpx: httpx.AsyncClient")
     return p.parse_args(argv)
 
 
@@ -51,6 +56,9 @@ def parse_args(argv=None):
 
 def load_digits(n: int):
     """(uint8 (n, 28, 28) white-on-black digits, labels or None, where they came from)."""
+    shared = REPO.parent / "shared" / "data"
+    if "DIGITLAB_DATA_DIR" not in os.environ and (shared / "mnist").is_dir():
+        os.environ["DIGITLAB_DATA_DIR"] = str(shared)  # a developer's checkout sits beside shared/
     try:
         from digitlab.data.dataset import load_dataset
 
@@ -134,48 +142,108 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 # -- the load --------------------------------------------------------------------------------------
 
-async def _load(base: str, method: str, path: str, requests, concurrency: int, duration: float, warmup: float):
-    import httpx
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection over asyncio streams: just enough for this server's answers
+    (status line, headers, a Content-Length body). The load generator should cost little CPU."""
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        length, close = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        data = await self.reader.readexactly(length) if length else b""
+        if close or not status_line:
+            await self.close()
+        return int(status_line.split()[1]), data
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+async def _load(base: str, method: str, path: str, requests, concurrency: int, duration: float, warmup: float,
+                client_kind: str):
     latencies: list[float] = []
     answers: list[tuple[int, int | None]] = []   # (request index, digit answered)
     errors = {"count": 0, "first": None}
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
-        start = time.perf_counter()
-        measure_from = start + warmup
-        stop_at = measure_from + duration
+    total = {"n": 0}
+    host, port = base.removeprefix("http://").split(":")
+    if client_kind == "httpx":
+        import httpx
 
-        async def worker(k: int):
-            i = k
-            while True:
-                now = time.perf_counter()
-                if now >= stop_at:
-                    return
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        shared = httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0)
+
+        async def send(_conn, idx):
+            if method == "GET":
+                r = await shared.get(path)
+            else:
+                headers, body = requests[idx]
+                r = await shared.post(path, content=body, headers=headers)
+            return r.status_code, r.content
+    else:
+        shared = None
+
+        async def send(conn, idx):
+            headers, body = ({}, b"") if method == "GET" else requests[idx]
+            return await conn.request(method, path, headers, body)
+
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop_at = measure_from + duration
+
+    async def worker(k: int):
+        conn = RawConnection(host, int(port)) if client_kind == "raw" else None
+        i = k
+        try:
+            while time.perf_counter() < stop_at:
                 idx = i % len(requests) if requests else 0
                 i += concurrency
                 t0 = time.perf_counter()
+                status, data, problem = 0, b"", None
                 try:
-                    if method == "GET":
-                        r = await client.get(path)
-                    else:
-                        headers, body = requests[idx]
-                        r = await client.post(path, content=body, headers=headers)
-                    ok = r.status_code == 200
-                    digit = r.json().get("digit") if ok and method == "POST" else None
+                    status, data = await asyncio.wait_for(send(conn, idx), 30.0)
+                    digit = json.loads(data).get("digit") if status == 200 and method == "POST" else None
                 except Exception as exc:  # noqa: BLE001 - every failure is counted as an error
-                    ok, digit = False, None
-                    errors["first"] = errors["first"] or repr(exc)
+                    problem, digit = repr(exc), None
+                    if conn is not None:
+                        await conn.close()
                 t1 = time.perf_counter()
+                total["n"] += 1
                 if t0 >= measure_from and t1 <= stop_at:
                     latencies.append(t1 - t0)
-                    if ok:
+                    if status == 200:
                         answers.append((idx, digit))
                     else:
                         errors["count"] += 1
-                        errors["first"] = errors["first"] or f"HTTP {r.status_code}: {r.text[:200]}"
+                        errors["first"] = errors["first"] or problem or f"HTTP {status}: {data[:200]!r}"
+        finally:
+            if conn is not None:
+                await conn.close()
 
+    try:
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    finally:
+        if shared is not None:
+            await shared.aclose()
     lat = np.array(latencies) * 1000.0
     return {
         "concurrency": concurrency,
@@ -186,11 +254,42 @@ async def _load(base: str, method: str, path: str, requests, concurrency: int, d
         "errors": errors["count"],
         "first_error": errors["first"],
         "answers": answers,
+        "total_requests": total["n"],
     }
 
 
-def run_level(base, method, path, requests, concurrency, duration, warmup):
-    return asyncio.run(_load(base, method, path, requests, concurrency, duration, warmup))
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by `pid` and its children (uvicorn workers); Linux only.
+
+    Wall-clock throughput depends on what else runs on the machine; CPU time per request does not, so
+    it is printed beside req/s."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            pids += [int(p) for p in fh.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def run_level(base, method, path, requests, concurrency, duration, warmup, server_pid, client_kind):
+    """One level of load; adds the server's and this client's CPU ms per request (warm-up included)."""
+    server0, client0 = process_tree_cpu_s(server_pid), time.process_time()
+    result = asyncio.run(_load(base, method, path, requests, concurrency, duration, warmup, client_kind))
+    server1, client1 = process_tree_cpu_s(server_pid), time.process_time()
+    total = max(result.pop("total_requests"), 1)
+    result["server_cpu_ms_per_req"] = round(1000 * (server1 - server0) / total, 3)
+    result["client_cpu_ms_per_req"] = round(1000 * (client1 - client0) / total, 3)
+    return result
 
 
 def in_process_ms(args, x: np.ndarray, payload: str, repeats: int = 300) -> float:
@@ -229,7 +328,8 @@ def main(argv=None) -> int:
     print(f"  commit {env['commit']}  versions {env['versions']}")
     print(f"  machine {env['machine']}, {env['cpu_count']} cores; server: {args.workers} worker(s), "
           f"{args.threads} torch thread(s) each, runtime {args.runtime}, model {args.model or 'shipped'}")
-    print(f"  client: httpx async in this process, keep-alive, 127.0.0.1; {args.duration:g} s per level "
+    client = "minimal asyncio HTTP/1.1" if args.client == "raw" else "httpx.AsyncClient"
+    print(f"  client: {client} in this process (not the server's), keep-alive, 127.0.0.1; {args.duration:g} s per level "
           f"after {args.warmup:g} s warm-up")
     print(f"  payload: {args.payload} ({body_bytes} bytes per request), {len(x)} images from {source}")
     print(f"  in-process Recognizer call on the same input: {baseline_ms:.3f} ms median")
@@ -239,12 +339,15 @@ def main(argv=None) -> int:
     base = f"http://127.0.0.1:{port}"
     results = []
     try:
-        health = run_level(base, "GET", "/api/health", None, 8, min(args.duration, 10.0), args.warmup)
+        health = run_level(base, "GET", "/api/health", None, 8, min(args.duration, 10.0), args.warmup, proc.pid,
+                           args.client)
         print(f"\nbaseline GET /api/health at concurrency 8: {health['req_per_s']:.0f} req/s, "
-              f"p50 {health['p50_ms']} ms, p99 {health['p99_ms']} ms, errors {health['errors']}")
-        print(f"\n{'conc':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'accuracy':>9} {'vs health':>10}")
+              f"p50 {health['p50_ms']} ms, p99 {health['p99_ms']} ms, errors {health['errors']}, "
+              f"server CPU {health['server_cpu_ms_per_req']} ms/req, client CPU {health['client_cpu_ms_per_req']} ms/req")
+        print(f"\n{'conc':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'accuracy':>9} {'vs health':>10}"
+              f" {'server CPU ms/req':>18} {'client CPU ms/req':>18}")
         for c in levels:
-            r = run_level(base, "POST", "/api/predict", requests, c, args.duration, args.warmup)
+            r = run_level(base, "POST", "/api/predict", requests, c, args.duration, args.warmup, proc.pid, args.client)
             if y is not None and r["answers"]:
                 correct = sum(1 for idx, d in r["answers"] if d == int(y[idx]))
                 r["accuracy"] = round(correct / len(r["answers"]), 4)
@@ -255,7 +358,7 @@ def main(argv=None) -> int:
             results.append(r)
             acc = f"{100 * r['accuracy']:.2f}%" if r["accuracy"] is not None else "n/a"
             print(f"{c:>5} {r['req_per_s']:>8.1f} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['errors']:>7} {acc:>9} "
-                  f"{r['ratio_vs_health']:>10.2f}")
+                  f"{r['ratio_vs_health']:>10.2f} {r['server_cpu_ms_per_req']:>18} {r['client_cpu_ms_per_req']:>18}")
             if r["first_error"]:
                 print(f"      first error: {r['first_error']}")
     finally:
@@ -266,10 +369,11 @@ def main(argv=None) -> int:
         met = at8["req_per_s"] >= 300 and at8["p99_ms"] is not None and at8["p99_ms"] <= 50 and at8["errors"] == 0
         print(f"\ngoal at concurrency 8 (>= 300 req/s, p99 <= 50 ms, 0 errors): {'met' if met else 'NOT met'}")
     print(json.dumps({
-        "bench": "serve_load", "payload": args.payload, "workers": args.workers, "threads": args.threads,
+        "bench": "serve_load", "payload": args.payload, "client": args.client, "workers": args.workers, "threads": args.threads,
         "runtime": args.runtime, "duration_s": args.duration, "commit": env["commit"],
         "in_process_ms": round(baseline_ms, 4),
-        "health": {k: health[k] for k in ("concurrency", "req_per_s", "p50_ms", "p99_ms", "errors")},
+        "health": {k: health[k] for k in ("concurrency", "req_per_s", "p50_ms", "p99_ms", "errors",
+                                          "server_cpu_ms_per_req", "client_cpu_ms_per_req")},
         "levels": [{k: v for k, v in r.items() if k != "first_error"} for r in results],
     }))
     return 0

@@ -38,6 +38,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False  # torch.compile the model (CUDA mostly)
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    cpu_amp: bool = False  # bf16 autocast for CPU training too (presets opt in; needs oneDNN bf16, else fp32)
     eval_batch_size: int = 2048
 
     def __post_init__(self):

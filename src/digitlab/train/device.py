@@ -35,6 +35,16 @@ def configure_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether oneDNN has bfloat16 kernels on this CPU (AVX-512 BF16 / AMX, or AVX-512 emulation)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # builds without oneDNN
+        return False
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch (CPU and CUDA) and numpy, for reproducible initialisation."""
     import numpy as np

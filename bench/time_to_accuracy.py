@@ -1,0 +1,193 @@
+"""Time to accuracy: training seconds for the `fast` preset to reach >= 99.0% MNIST test accuracy
+(goal: <= 5 s on 2 CPU cores), and for `fast-99.5` to reach >= 99.5% (goal: <= 60 s).
+
+Baseline, measured in the same run: a straightforward small PyTorch CNN loop, PyTorch-examples
+style (DataLoader over a TensorDataset, batch 64, Adam, per-batch `loss.item()`, mean/std
+normalisation), on Keras's mnist_convnet layers. It is tested after every epoch (untimed) and its
+time is the training time of the first epoch whose test accuracy reaches the target, a generous
+rule for the baseline.
+
+Rules (as airbench): time covers training only (fit, including moving the data to the device) and
+excludes evaluation; the device is synchronized; one untimed warm-up run first; each preset run is a
+fresh model with its own seed, and a run whose final test accuracy misses the target counts as a miss.
+
+    .venv/bin/python bench/time_to_accuracy.py                  # 3 seeds each, CPU (all cores)
+    .venv/bin/python bench/time_to_accuracy.py --quick          # a smoke test: tiny settings
+    python3 bench/time_to_accuracy.py --device cuda --data-dir .carry/mnist
+
+Ends with one JSON line of the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+# Idle OpenMP threads sleep instead of spinning (set before torch loads; an explicit setting wins). On a
+# shared machine a spinning thread steals the core its partner needs: at load ~3 on 2 cores, 2-thread
+# runs took 35 s with libgomp's default and 13 s with PASSIVE. Baseline and presets get the same setting.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=3, help="seeds per preset (default 3)")
+    p.add_argument("--presets", default="fast,fast-99.5", help="comma-separated presets (default fast,fast-99.5)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
+    p.add_argument("--baseline-max-epochs", type=int, default=6, help="give the baseline up after N epochs")
+    p.add_argument("--skip-baseline", action="store_true", help="do not run the baseline")
+    p.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 3,000 images, 1 baseline epoch")
+    return p.parse_args(argv)
+
+
+TARGETS = {"fast": 0.99, "fast-99.5": 0.995}
+
+
+def sync(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def baseline_time_to_accuracy(data, target, max_epochs, device, seed=0, limit=None):
+    """The PyTorch-examples-style loop on Keras's mnist_convnet; returns (seconds, accuracy, epochs)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(seed)
+    mean, std = 0.1307, 0.3081  # the examples' normalisation
+
+    def prepare(x):
+        return ((torch.from_numpy(x[:limit].copy()).float() / 255 - mean) / std).unsqueeze(1)
+
+    train = DataLoader(TensorDataset(prepare(data.x_train), torch.from_numpy(data.y_train[:limit].copy())),
+                       batch_size=64, shuffle=True)
+    x_test, y_test = prepare(data.x_test).to(device), torch.from_numpy(data.y_test[:limit].copy()).to(device)
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.5), nn.Linear(1600, 10),
+    ).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    elapsed, acc = 0.0, 0.0
+    for epoch in range(1, max_epochs + 1):
+        sync(device)
+        started = time.perf_counter()
+        model.train()
+        total = 0.0
+        for xb, yb in train:
+            xb, yb = xb.to(device), yb.to(device)
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()  # the per-batch host sync of the usual loop
+        sync(device)
+        elapsed += time.perf_counter() - started
+        model.eval()
+        with torch.no_grad():
+            acc = sum(int((model(x_test[i:i + 2000]).argmax(1) == y_test[i:i + 2000]).sum())
+                      for i in range(0, len(x_test), 2000)) / len(x_test)
+        print(f"  baseline epoch {epoch}: {elapsed:6.2f}s cumulative training, test accuracy {acc:.4f}", flush=True)
+        if acc >= target:
+            return elapsed, acc, epoch
+    return None, acc, max_epochs
+
+
+def run_preset(name, data, seed, device, threads):
+    """One fresh run of preset `name`: (train seconds, test accuracy, epochs)."""
+    from digitlab.train.config import TrainConfig
+    from digitlab.train.presets import get_preset
+    from digitlab.train.run import train_run
+
+    preset = get_preset(name)
+    config = TrainConfig.from_dict({**preset["config"], "seed": seed, "device": device, "threads": threads})
+    result = train_run(preset["model"], config, data, None, model_kwargs=preset["model_kwargs"], verbose=False,
+                       preset=name)
+    m = result.metrics
+    return m["train_time_s"], m["test_accuracy"], m["epochs_run"]
+
+
+def summarize(times):
+    return {"mean": sum(times) / len(times), "min": min(times), "max": max(times)} if times else None
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from digitlab.data.dataset import Dataset, load_dataset
+    from digitlab.provenance import environment
+    from digitlab.train.device import configure_threads, resolve_device
+
+    device = resolve_device(args.device)
+    threads = configure_threads(args.threads)
+    seeds = 1 if args.quick else args.seeds
+    data = load_dataset("mnist", data_dir=args.data_dir, download=args.data_dir is None)
+    if args.quick:  # a smoke test of the script, not a measurement
+        data = Dataset(data.name, data.x_train[:3000], data.y_train[:3000], data.x_test[:1000], data.y_test[:1000],
+                       data.classes, data.source)
+    env = environment(str(device))
+    print("Time to accuracy on MNIST")
+    print(f"  commit {env['commit']}  torch {torch.__version__}  device {device}  threads {threads}  "
+          f"cpus {os.cpu_count()}  load average {os.getloadavg()[0]:.2f}  "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}" + ("  GPU " + env["gpu"] if "gpu" in env else ""))
+    if args.quick:
+        print("  QUICK MODE: 3,000 training images, 1,000 test images, 1 seed - not a measurement")
+    if device.type == "cpu" and os.getloadavg()[0] > 0.5:
+        print(f"  WARNING: the machine is busy (load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs): "
+              "times are inflated; measure on a quiet machine, or compare with --threads 1")
+
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    run_preset(presets[0], Dataset(data.name, data.x_train[:2048], data.y_train[:2048], data.x_test[:256],
+                                   data.y_test[:256], data.classes, data.source), 0, str(device), threads)  # warm-up
+
+    figures = {"device": str(device), "threads": threads, "seeds": seeds, "commit": env["commit"], "presets": {}}
+    for name in presets:
+        target = TARGETS.get(name, 0.99)
+        print(f"\n{name}: target {target:.1%} test accuracy")
+        runs = []
+        for seed in range(seeds):
+            seconds, acc, epochs = run_preset(name, data, seed, str(device), threads)
+            hit = acc >= target
+            runs.append({"seed": seed, "train_time_s": seconds, "test_accuracy": acc, "epochs": epochs, "hit": hit})
+            print(f"  seed {seed}: {seconds:7.2f}s training  test accuracy {acc:.4f}  {'hit' if hit else 'MISS'}",
+                  flush=True)
+        hits = [r["train_time_s"] for r in runs if r["hit"]]
+        stats = summarize([r["train_time_s"] for r in runs])
+        accs = [r["test_accuracy"] for r in runs]
+        print(f"  => {name}: {stats['mean']:.2f}s mean (min {stats['min']:.2f}, max {stats['max']:.2f}) training, "
+              f"test accuracy mean {sum(accs) / len(accs):.4f} (min {min(accs):.4f}); "
+              f"{len(hits)}/{len(runs)} runs reached {target:.1%}")
+        figures["presets"][name] = {"target": target, "runs": runs, "time_s": stats, "hits": len(hits),
+                                    "mean_accuracy": sum(accs) / len(accs), "all_hit": len(hits) == len(runs)}
+
+    if not args.skip_baseline:
+        target = TARGETS.get(presets[0], 0.99)
+        print(f"\nbaseline (PyTorch-examples-style loop, Keras mnist_convnet, Adam, batch 64): target {target:.1%}")
+        seconds, acc, epochs = baseline_time_to_accuracy(
+            data, target, 1 if args.quick else args.baseline_max_epochs, device)
+        figures["baseline"] = {"target": target, "train_time_s": seconds, "test_accuracy": acc, "epochs": epochs}
+        fast = figures["presets"].get(presets[0])
+        if seconds is None:
+            print(f"  => baseline missed {target:.1%} in {epochs} epochs (accuracy {acc:.4f})")
+        elif fast:
+            ratio = seconds / fast["time_s"]["mean"]
+            figures["speedup_vs_baseline"] = ratio
+            print(f"  => baseline: {seconds:.2f}s to {acc:.4f} in {epochs} epochs; "
+                  f"{presets[0]} is {ratio:.1f}x faster ({fast['time_s']['mean']:.2f}s)")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""Connected components of an ink mask, and the choice of which ones make up a single digit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SPECK = 0.01        # a component under 1% of the largest one's area is a speck (noise, dust)
+NEAR = 0.25         # a piece within 25% of the digit's size from it belongs to it (a broken stroke)
+BIG_PIECE = 0.3     # a piece this large (vs the largest) is kept wherever it is: the user drew it
+
+
+@dataclass(frozen=True)
+class Components:
+    """Components of a mask, labelled inside the mask's bounding box only (a digit is a small part
+    of a photo, and labelling costs per pixel).
+
+    labels: int32, 0 = background, 1..n = components, covering shape[:] from `origin` (y, x);
+    areas[i], boxes[i] for label i + 1. A box is (y0, x0, y1, x1), end-exclusive, in the full
+    mask's pixels; `shape` is the full mask's shape.
+    """
+
+    labels: np.ndarray
+    areas: np.ndarray
+    boxes: np.ndarray
+    origin: tuple[int, int] = (0, 0)
+    shape: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.areas)
+
+
+def label_components(mask: np.ndarray) -> Components:
+    """8-connected components of a bool mask (diagonal pixels of a thin stroke stay together)."""
+    from scipy import ndimage
+
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return Components(np.zeros((0, 0), np.int32), np.zeros(0, np.int64), np.zeros((0, 4), np.int64),
+                          (0, 0), mask.shape)
+    y0, x0 = int(rows[0]), int(cols[0])
+    sub = mask[y0 : rows[-1] + 1, x0 : cols[-1] + 1]
+    labels, n = ndimage.label(sub, structure=np.ones((3, 3), bool))
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    boxes = np.array(
+        [(s[0].start + y0, s[1].start + x0, s[0].stop + y0, s[1].stop + x0) for s in ndimage.find_objects(labels)],
+        dtype=np.int64,
+    ).reshape(n, 4)
+    return Components(labels.astype(np.int32, copy=False), areas, boxes, (y0, x0), mask.shape)
+
+
+def box_gap(a, b) -> int:
+    """Chebyshev gap in px between two (y0, x0, y1, x1) boxes; 0 when they touch or overlap."""
+    dy = max(a[0] - b[2], b[0] - a[2], 0)
+    dx = max(a[1] - b[3], b[1] - a[3], 0)
+    return int(max(dy, dx))
+
+
+def union_box(boxes) -> tuple[int, int, int, int]:
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    return (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max()))
+
+
+def select_digit(comps: Components) -> np.ndarray:
+    """Indices of the components that form the one digit of a single-digit image.
+
+    Starts from the largest component and adds, until nothing changes, every non-speck piece close to
+    the digit so far (the detached bar of a 5, a 4 drawn in two strokes) and every large piece. Far
+    specks stay out, so a dust mark in a corner does not stretch the bounding box.
+    """
+    if len(comps) == 0:
+        return np.zeros(0, dtype=np.int64)
+    largest = int(np.argmax(comps.areas))
+    kept = {largest}
+    box = tuple(comps.boxes[largest])
+    order = [i for i in np.argsort(-comps.areas) if comps.areas[i] >= SPECK * comps.areas[largest]]
+    changed = True
+    while changed:
+        changed = False
+        size = max(box[2] - box[0], box[3] - box[1])
+        for i in order:
+            if i in kept:
+                continue
+            if comps.areas[i] >= BIG_PIECE * comps.areas[largest] or box_gap(comps.boxes[i], box) <= NEAR * size:
+                kept.add(int(i))
+                box = union_box([box, comps.boxes[i]])
+                changed = True
+    return np.array(sorted(kept), dtype=np.int64)
+
+
+def mask_of(comps: Components, indices) -> np.ndarray:
+    """Bool mask, the full mask's shape, of the given component indices."""
+    out = np.zeros(comps.shape if comps.shape is not None else comps.labels.shape, dtype=bool)
+    lut = np.zeros(len(comps) + 1, dtype=bool)
+    lut[np.asarray(indices, dtype=np.int64) + 1] = True
+    y0, x0 = comps.origin
+    h, w = comps.labels.shape
+    out[y0 : y0 + h, x0 : x0 + w] = lut[comps.labels]
+    return out

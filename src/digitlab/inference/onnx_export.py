@@ -1,0 +1,152 @@
+"""Export a digitlab model to ONNX (softmax probabilities out, dynamic batch, metadata inside), check it
+against torch, and run it with ONNX Runtime.
+
+The exported graph is `softmax(model(image))`: input `image` float32 (N, 1, 28, 28) in [0, 1] (the
+MNIST polarity: white ink on black), output `probabilities` float32 (N, C). The metadata
+(`metadata_props`) holds `digitlab.classes` and `digitlab.preprocessing` (JSON), `digitlab.version`,
+`digitlab.architecture`, `digitlab.metrics` and `digitlab.output` = "probabilities".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from digitlab import __version__
+from digitlab.errors import DataError, ModelError, require
+from digitlab.files import atomic_path
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+PARITY_IMAGES = 1000
+PARITY_TOLERANCE = 1e-4  # max |softmax_torch - softmax_onnx|
+
+
+def parity_images(n: int = PARITY_IMAGES) -> tuple[np.ndarray, str]:
+    """(float32 (n, 28, 28) in [0, 1], description): MNIST test images, or seeded random ones
+    (with a description that says so) when MNIST is not available locally."""
+    from digitlab.data.dataset import load_dataset
+
+    try:
+        data = load_dataset("mnist", download=False)
+        return data.x_test[:n].astype(np.float32) / 255.0, f"{n} MNIST test images"
+    except DataError:
+        rng = np.random.default_rng(0)
+        return rng.random((n, 28, 28), dtype=np.float32), (
+            f"{n} random images (MNIST is not available locally; set DIGITLAB_DATA_DIR or run "
+            "`digitlab data download` for a check on real digits)"
+        )
+
+
+def export_onnx(model, path: str | Path, *, check: bool = True, parity_n: int = PARITY_IMAGES) -> dict:
+    """Write `model` (a digitlab torch model, as from load_model) to `path` atomically.
+
+    With `check`, the file is compared with torch on `parity_n` images before it replaces `path`;
+    a max abs softmax difference of PARITY_TOLERANCE or more raises ModelError and leaves no file.
+    Returns {"path", "max_abs_diff", "parity_images", "opset"}.
+    """
+    require("onnx", "onnx")
+    require("onnxruntime", "onnx")
+    import onnx
+    import torch
+
+    meta = getattr(model, "digitlab_meta", {}) or {}
+    wrapped = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)).eval().cpu()
+    example = torch.zeros(2, 1, 28, 28)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                wrapped, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
+            )
+        except Exception as exc:  # the exporter raises many types; the user needs one line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"ONNX export failed: {first}") from None
+    proto = program.model_proto
+    props = {
+        "digitlab.version": __version__,
+        "digitlab.output": OUTPUT_NAME,
+        "digitlab.classes": json.dumps(meta.get("classes") or [str(i) for i in range(10)]),
+        "digitlab.preprocessing": json.dumps(meta.get("preprocessing") or {}),
+        "digitlab.architecture": json.dumps(meta.get("architecture") or {}),
+        "digitlab.metrics": json.dumps(_scalar_metrics(meta.get("metrics") or {})),
+    }
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    result = {"path": str(path), "opset": int(max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")))}
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+        if check:
+            x, what = parity_images(parity_n)
+            diff = max_abs_diff(wrapped, str(tmp), x)
+            result.update(max_abs_diff=diff, parity_images=what)
+            if not diff < PARITY_TOLERANCE:
+                raise ModelError(
+                    f"ONNX parity check failed: max |softmax difference| {diff:.2e} >= {PARITY_TOLERANCE:g} "
+                    f"on {what}; the file was not written"
+                )
+    return result
+
+
+def _scalar_metrics(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+
+
+def max_abs_diff(wrapped_torch, onnx_path: str, x28: np.ndarray, batch: int = 500) -> float:
+    """Max abs difference between torch's and ONNX Runtime's softmax on (N, 28, 28) images."""
+    import torch
+
+    session = OnnxBackend(onnx_path)
+    worst = 0.0
+    with torch.no_grad():
+        for i in range(0, len(x28), batch):
+            xb = np.ascontiguousarray(x28[i : i + batch], dtype=np.float32)
+            expected = wrapped_torch(torch.from_numpy(xb).unsqueeze(1)).numpy()
+            worst = max(worst, float(np.abs(expected - session(xb)).max()))
+    return worst
+
+
+class OnnxBackend:
+    """Probabilities from an ONNX file through ONNX Runtime: (N, 28, 28) float32 -> (N, C) float32."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        ort = require("onnxruntime", "onnx")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load ONNX model {path}: {first}") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.input_name = self.session.get_inputs()[0].name
+        self.metadata = props
+        self.classes = json.loads(props.get("digitlab.classes", "null")) or [str(i) for i in range(10)]
+        self.outputs_probabilities = props.get("digitlab.output", OUTPUT_NAME) == OUTPUT_NAME
+
+    def __call__(self, x28: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x28, dtype=np.float32).reshape(-1, 1, 28, 28)
+        out = self.session.run(None, {self.input_name: x})[0]
+        if not self.outputs_probabilities:  # a foreign ONNX file giving logits
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        return out.astype(np.float32, copy=False)
+
+
+def exported_session(model) -> OnnxBackend:
+    """Export `model` to a temporary file (parity-checked), load it, and delete the file."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="digitlab-onnx-") as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(model, path, check=True)
+        return OnnxBackend(path)

@@ -1,0 +1,283 @@
+"""Recognizer: people's images in, digits out. The API behind `digitlab predict`, `read` and the server.
+
+    from digitlab.inference.recognizer import Recognizer
+    rec = Recognizer.load()                       # the shipped model; or load("runs/cnn"), load("m.onnx")
+    for p in rec.predict(["seven.jpg", pil_image, array]):
+        print(p.source, p.digit, p.confidence, p.top(3), p.unsure, p.error)
+    print(rec.read("house-number.png").number)    # "2026"
+
+Inputs may be paths, encoded bytes, PIL images or numpy arrays (any polarity, any size). Bad input
+never raises from `predict`: it comes back as a Prediction with `error` set, and the rest go on.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab import __version__
+from digitlab.errors import ConfigError, ImageError
+from digitlab.inference.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
+
+RUNTIMES = ("torch", "onnx")
+DEFAULT_MIN_CONFIDENCE = 0.7
+BATCH = 1024  # images per model call
+
+
+def _png_base64(image28: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.rint(np.clip(image28, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's answer. `unsure` is `confidence < min_confidence`, so it is also True when no
+    digit was found or the input failed (digit None, confidence 0.0)."""
+
+    source: str | None
+    digit: int | None
+    confidence: float
+    probabilities: tuple[float, ...]
+    unsure: bool
+    image28: np.ndarray | None
+    note: str | None = None
+    error: str | None = None
+
+    def top(self, k: int = 3) -> list[tuple[int, float]]:
+        """The k most probable classes, most probable first: [(class, probability), ...]."""
+        order = np.argsort(self.probabilities)[::-1][:k]
+        return [(int(i), float(self.probabilities[i])) for i in order]
+
+    def to_dict(self, include_image: bool = False) -> dict:
+        out: dict[str, Any] = {
+            "source": self.source,
+            "digit": self.digit,
+            "confidence": round(float(self.confidence), 6),
+            "unsure": bool(self.unsure),
+            "top": [{"digit": d, "probability": round(p, 6)} for d, p in self.top(3)],
+            "probabilities": [round(float(p), 6) for p in self.probabilities],
+            "note": self.note,
+            "error": self.error,
+        }
+        if include_image:
+            out["image"] = None if self.image28 is None else _png_base64(self.image28)
+        return out
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A multi-digit number read from one image; `boxes` are (x0, y0, x1, y1) in input pixels."""
+
+    source: str | None
+    number: str
+    digits: tuple[Prediction, ...]
+    boxes: tuple[tuple[int, int, int, int], ...]
+    confidence: float
+    unsure: bool
+
+    def to_dict(self, include_images: bool = False) -> dict:
+        return {
+            "source": self.source,
+            "number": self.number,
+            "confidence": round(float(self.confidence), 6),
+            "unsure": bool(self.unsure),
+            "digits": [
+                {**d.to_dict(include_image=include_images), "box": list(b)} for d, b in zip(self.digits, self.boxes)
+            ],
+        }
+
+
+class TorchBackend:
+    """Probabilities from a digitlab torch model: (N, 28, 28) float32 -> (N, C) float32."""
+
+    def __init__(self, model, device: str = "cpu"):
+        self.model = model
+        self.device = device
+
+    def __call__(self, x28: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(x28, dtype=np.float32)).reshape(-1, 1, 28, 28).to(self.device)
+        with torch.inference_mode():
+            return torch.softmax(self.model(x).float(), dim=1).cpu().numpy()
+
+
+class Recognizer:
+    """Preprocessing (MNIST-style), a model (torch or ONNX Runtime) and the unsure threshold."""
+
+    def __init__(self, backend, info: dict, classes: list[str], min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES):
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        if max_pixels < 28 * 28:
+            raise ConfigError(f"max_pixels must be at least 784 (28x28), got {max_pixels}")
+        self.backend = backend
+        self.info = info
+        self.classes = classes
+        self.min_confidence = float(min_confidence)
+        self.max_pixels = int(max_pixels)
+        self.max_bytes = int(max_bytes)
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, *, runtime: str = "torch",
+             min_confidence: float = DEFAULT_MIN_CONFIDENCE, device: str = "cpu",
+             max_pixels: int = DEFAULT_MAX_PIXELS) -> "Recognizer":
+        """model: a run folder, a .safetensors/.json model file, an .onnx file (implies the ONNX
+        runtime), or None for the model shipped in the package. runtime: "torch" or "onnx" (a torch
+        model is then exported to a temporary ONNX file, parity-checked)."""
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+        if model is not None and Path(model).suffix.lower() == ".onnx":
+            return cls._load_onnx_file(Path(model), min_confidence, max_pixels)
+        from digitlab.models.storage import load_model, pretrained_path
+
+        torch_model = load_model(model, device="cpu" if runtime == "onnx" else device)
+        meta = torch_model.digitlab_meta
+        source = Path(model) if model is not None else pretrained_path()
+        if runtime == "onnx":
+            from digitlab.inference.onnx_export import exported_session
+
+            backend = exported_session(torch_model)
+        else:
+            backend = TorchBackend(torch_model, device)
+        metrics = meta.get("metrics") or {}
+        info = {
+            "name": source.name if source.is_dir() else source.stem,
+            "path": str(source),
+            "architecture": (meta.get("architecture") or {}).get("name"),
+            "metrics": metrics,
+            "test_accuracy": metrics.get("test_accuracy", metrics.get("accuracy")),
+            "model_digitlab_version": meta.get("digitlab_version"),
+            "digitlab_version": __version__,
+            "runtime": runtime,
+            "device": device if runtime == "torch" else "cpu",
+        }
+        return cls(backend, info, list(meta.get("classes") or [str(i) for i in range(10)]), min_confidence, max_pixels)
+
+    @classmethod
+    def _load_onnx_file(cls, path: Path, min_confidence: float, max_pixels: int) -> "Recognizer":
+        import json
+
+        from digitlab.errors import ModelError
+        from digitlab.inference.onnx_export import OnnxBackend
+
+        if not path.is_file():
+            raise ModelError(f"ONNX model not found: {path} (export one with `digitlab export RUN --onnx {path}`)")
+        backend = OnnxBackend(path)
+        metrics = json.loads(backend.metadata.get("digitlab.metrics", "{}") or "{}")
+        arch = json.loads(backend.metadata.get("digitlab.architecture", "{}") or "{}")
+        info = {
+            "name": path.stem, "path": str(path), "architecture": arch.get("name"), "metrics": metrics,
+            "test_accuracy": metrics.get("test_accuracy", metrics.get("accuracy")),
+            "model_digitlab_version": backend.metadata.get("digitlab.version"),
+            "digitlab_version": __version__, "runtime": "onnx", "device": "cpu",
+        }
+        return cls(backend, info, list(backend.classes), min_confidence, max_pixels)
+
+    # -- the model on prepared 28x28 images ---------------------------------------------------------
+
+    def predict_batch28(self, x28: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) float32 in [0, 1] (MNIST polarity) -> probabilities float32 (N, C)."""
+        x = np.asarray(x28, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise ConfigError(f"expected images shaped (N, 28, 28), got {x.shape}")
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        return np.concatenate([self.backend(x[i : i + BATCH]) for i in range(0, len(x), BATCH)])
+
+    # -- single digits ------------------------------------------------------------------------------
+
+    def prepare(self, image) -> tuple[np.ndarray | None, str | None]:
+        """(image28 or None, note) for one input; raises ImageError when it cannot be decoded.
+        image28 is None when no digit was found; the note then says why."""
+        from digitlab.inference.components import label_components, mask_of, select_digit
+        from digitlab.inference.preprocess import digit_to_28, extract_ink
+
+        pil, note = load_image(image, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
+        ink = extract_ink(pil)
+        if ink.mask is None:
+            return None, _join(note, ink.reason)
+        comps = label_components(ink.mask)
+        return digit_to_28(ink.ink, mask_of(comps, select_digit(comps))), note
+
+    def predict_one(self, image) -> Prediction:
+        """One input -> Prediction; raises ImageError on undecodable input."""
+        image28, note = self.prepare(image)
+        probs = None if image28 is None else self.predict_batch28(image28[None])[0]
+        return self._prediction(_source_of(image), image28, probs, note)
+
+    def predict(self, images) -> list[Prediction]:
+        """One input or a list of them -> one Prediction each, in order; failures carry `error`."""
+        items = list(images) if isinstance(images, (list, tuple)) else [images]
+        prepared: list[tuple[np.ndarray | None, str | None, str | None]] = []
+        for item in items:
+            try:
+                image28, note = self.prepare(item)
+                prepared.append((image28, note, None))
+            except ImageError as exc:
+                prepared.append((None, None, str(exc)))
+        good = [i for i, (image28, _, _) in enumerate(prepared) if image28 is not None]
+        probs = self.predict_batch28(np.stack([prepared[i][0] for i in good])) if good else None
+        row = {i: k for k, i in enumerate(good)}
+        return [
+            self._prediction(_source_of(item), image28, probs[row[i]] if i in row else None, note, error)
+            for i, (item, (image28, note, error)) in enumerate(zip(items, prepared))
+        ]
+
+    def _prediction(self, source, image28, probs, note=None, error=None) -> Prediction:
+        if probs is None:
+            return Prediction(source, None, 0.0, (), True, image28, note, error)
+        digit = int(np.argmax(probs))
+        confidence = float(probs[digit])
+        return Prediction(source, digit, confidence, tuple(float(p) for p in probs),
+                          confidence < self.min_confidence, image28, note, error)
+
+    # -- numbers ------------------------------------------------------------------------------------
+
+    def read(self, image) -> Reading:
+        """Read a line of handwritten digits, left to right; raises ImageError on undecodable input."""
+        from digitlab.inference.preprocess import digit_to_28, extract_ink
+        from digitlab.inference.segment import segment_line
+
+        pil, note = load_image(image, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
+        source = _source_of(image)
+        ink = extract_ink(pil)
+        if ink.mask is None:
+            return Reading(source, "", (), (), 0.0, True)
+        segments = segment_line(ink.ink, ink.mask, classify=self.predict_batch28)
+        images = [digit_to_28(ink.ink, s.mask) for s in segments]
+        probs = self.predict_batch28(np.stack(images)) if images else np.zeros((0, len(self.classes)))
+        digits = tuple(self._prediction(source, im, p, note) for im, p in zip(images, probs))
+        width, height = ink.ink.shape[1] / ink.scale, ink.ink.shape[0] / ink.scale
+        boxes = tuple(_input_box(s.box, ink.scale, width, height) for s in segments)
+        number = "".join(self.classes[d.digit] for d in digits)
+        confidence = float(np.prod([d.confidence for d in digits])) if digits else 0.0
+        unsure = not digits or any(d.unsure for d in digits)
+        return Reading(source, number, digits, boxes, confidence, unsure)
+
+
+def _input_box(box, scale: float, width: float, height: float) -> tuple[int, int, int, int]:
+    y0, x0, y1, x1 = box
+    return (int(x0 / scale), int(y0 / scale), min(int(np.ceil(x1 / scale)), int(round(width))),
+            min(int(np.ceil(y1 / scale)), int(round(height))))
+
+
+def _source_of(item) -> str | None:
+    import os
+
+    return os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
+
+
+def _join(*notes: str | None) -> str | None:
+    text = "; ".join(n for n in notes if n)
+    return text or None

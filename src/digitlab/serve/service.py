@@ -1,0 +1,123 @@
+"""The blocking work behind each endpoint: decode, preprocess, run the model, shape the JSON.
+
+predict_image and read_image run in the threadpool (see app.py); pixels_result only shapes the answer
+of the batched model call. They only read the shared Recognizer, so any number of them can run at once
+without a lock. Each returns a JSON-ready dict or raises ApiError / ImageError.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from digitlab import __version__
+from digitlab.errors import ImageError
+from digitlab.serve.errors import ApiError
+from digitlab.serve.limits import ServeLimits
+
+
+def load_recognizer(model, *, runtime: str = "torch", min_confidence: float = 0.7, max_pixels: int = 40_000_000):
+    """Recognizer.load with the server's settings; `model` None means the shipped model."""
+    from digitlab.inference.recognizer import Recognizer
+
+    return Recognizer.load(model, runtime=runtime, min_confidence=min_confidence, max_pixels=max_pixels)
+
+
+def model_info(recognizer, min_confidence: float) -> dict:
+    """recognizer.info (name, architecture, metrics, versions, runtime) plus the serving threshold."""
+    info = dict(getattr(recognizer, "info", {}) or {})
+    info.setdefault("metrics", {})
+    info.setdefault("digitlab_version", __version__)
+    info["min_confidence"] = float(getattr(recognizer, "min_confidence", min_confidence))
+    return _jsonable(info)
+
+
+def decode(data: bytes, limits: ServeLimits):
+    """(PIL image, note) from an upload; 413 when the header declares more than max_pixels, 422 when
+    the bytes are not a readable image."""
+    from digitlab.inference.decode import load_image
+
+    try:
+        return load_image(data, max_pixels=limits.max_pixels, max_bytes=limits.max_bytes)
+    except ImageError as exc:
+        # Only on failure: was it the pixel limit (a size limit: 413) or a bad file (422)?
+        status = 413 if _header_pixels(data) > limits.max_pixels else 422
+        raise ApiError(status, " ".join(str(exc).split())) from None
+
+
+def _header_pixels(data: bytes) -> int:
+    """width * height from the image header alone (0 when the header cannot be read)."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:  # lazy: reads the header only
+                return image.width * image.height
+    except Image.DecompressionBombError:
+        return 1 << 62
+    except Exception:  # noqa: BLE001 - any unreadable header simply is not a size problem
+        return 0
+
+
+def predict_image(recognizer, data: bytes, filename: str | None, include_image: bool, limits: ServeLimits) -> dict:
+    """One digit from an encoded image: the Prediction's JSON (see schemas.PredictionOut)."""
+    image, note = decode(data, limits)
+    prediction = recognizer.predict_one(image)
+    out = prediction.to_dict(include_image=include_image)
+    out["source"] = filename
+    if note and not out.get("note"):
+        out["note"] = note
+    return out
+
+
+BLANK_LEVEL = 0.1  # a 28x28 array with no pixel above this holds no ink: no digit, not a guess
+
+
+def pixels_result(x28: np.ndarray, probs: np.ndarray | None, include_image: bool, min_confidence: float) -> dict:
+    """The Prediction JSON for a 28x28 array (float32 in [0, 1], ink = 1) used as the model input as it
+    is; `probs` (C,) are the model's probabilities, None for a blank array (see `is_blank`)."""
+    from digitlab.inference.recognizer import Prediction
+
+    if probs is None:
+        prediction = Prediction(source=None, digit=None, confidence=0.0, probabilities=(), unsure=True,
+                                image28=x28, note=f"no digit found: no pixel is above {BLANK_LEVEL}")
+    else:
+        probs = np.asarray(probs, dtype=np.float64)
+        digit = int(probs.argmax())
+        confidence = float(probs[digit])
+        prediction = Prediction(source=None, digit=digit, confidence=confidence,
+                                probabilities=tuple(probs.tolist()), unsure=confidence < min_confidence,
+                                image28=x28)
+    return prediction.to_dict(include_image=include_image)
+
+
+def is_blank(x28: np.ndarray) -> bool:
+    return float(x28.max()) <= BLANK_LEVEL
+
+
+def read_image(recognizer, data: bytes, filename: str | None, include_images: bool, limits: ServeLimits) -> dict:
+    """A multi-digit number from an encoded image: the Reading's JSON (see schemas.ReadingOut)."""
+    image, note = decode(data, limits)
+    reading = recognizer.read(image)
+    out = reading.to_dict(include_images=include_images)
+    out["source"] = filename
+    if note and not out.get("note"):
+        out["note"] = note
+    return out
+
+
+def _jsonable(value):
+    """numpy scalars/arrays and tuples -> plain JSON types (recognizer.info may hold any of them)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,53 @@
+"""The model that ships inside the package: small, loads without pickle, and scores >= 99.6% on MNIST."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from digitlab.models.storage import META_NAME, WEIGHTS_NAME, load_model, load_model_meta, pretrained_path
+
+FOLDER = pretrained_path()
+SHIPPED = (FOLDER / WEIGHTS_NAME).exists() and (FOLDER / META_NAME).exists()
+pytestmark = pytest.mark.skipif(
+    not SHIPPED,
+    reason=f"no pretrained model in {FOLDER} yet: it is trained by bench/gpu_check.sh "
+           "(or `digitlab train --preset best --seed 0`) and copied there",
+)
+
+
+def test_shipped_files_are_small_and_describe_how_they_were_made():
+    assert (FOLDER / WEIGHTS_NAME).stat().st_size < 5_000_000
+    meta = load_model_meta(FOLDER)
+    assert meta["num_params"] <= 1_200_000
+    assert meta["architecture"]["name"] == "best"
+    command = (meta.get("made_with") or {}).get("command") or meta.get("command", "")
+    assert command.startswith("digitlab train") and "--preset best" in command
+    assert meta["preset"] == "best" and isinstance(meta["seed"], int)
+    assert meta["environment"]["versions"]["torch"]
+    assert meta["metrics"]["test_accuracy"] >= 0.996
+
+
+def test_loads_without_unpickling(monkeypatch):
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loading the shipped model must not unpickle anything")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
+        monkeypatch.setattr(module, name, refuse)
+    model = load_model()  # None = the shipped model
+    assert not model.training
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.integration
+def test_scores_at_least_99_6_percent_on_the_mnist_test_set(mnist):
+    from digitlab.evaluate.metrics import evaluate
+
+    model = load_model()
+    scores = evaluate(model, mnist.x_test, mnist.y_test, classes=mnist.classes)
+    assert scores["accuracy"] >= 0.996
+    recorded = model.digitlab_meta["metrics"]["test_accuracy"]
+    assert scores["accuracy"] == pytest.approx(recorded, abs=2e-4)  # reproduces the recorded figure

@@ -1,0 +1,141 @@
+"""Training features of the loop: label smoothing, validation split, early stopping, keep-best,
+channels-last, augmentation, dropout/BN modes, and their command-line flags."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from digitlab.cli.main import build_parser
+from digitlab.cli.train import resolve_config
+from digitlab.errors import ConfigError
+from digitlab.models.registry import build_model
+from digitlab.train.callbacks import Callback
+from digitlab.train.config import TrainConfig
+from digitlab.train.device import seed_everything
+from digitlab.train.loop import evaluate_tensors, fit, to_input_tensor, to_label_tensor
+
+BASE = TrainConfig(epochs=2, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle", device="cpu", threads=1)
+
+
+def _fast(seed=0, widths=(8, 16, 16)):
+    seed_everything(seed)
+    return build_model("fast", widths=list(widths))
+
+
+class Spy(Callback):
+    def on_train_begin(self, state):
+        self.steps_per_epoch = state.steps_per_epoch
+
+    def on_epoch_end(self, state, logs):
+        self.best_epoch = state.best_epoch
+
+
+def test_label_smoothing_puts_a_floor_under_the_training_loss(tiny_digits):
+    # With smoothing eps over K classes the least cross-entropy is the entropy of the smoothed target.
+    x, y = tiny_digits
+    eps, k = 0.2, 10
+    on, off = 1 - eps + eps / k, eps / k
+    floor = -(on * math.log(on) + (k - 1) * off * math.log(off))
+    smoothed = fit(_fast(), x, y, BASE.replace(epochs=4, label_smoothing=eps), verbose=False)
+    plain = fit(_fast(), x, y, BASE.replace(epochs=4), verbose=False)
+    assert smoothed["accuracy"][-1] > 0.95 and plain["accuracy"][-1] > 0.95
+    assert smoothed["loss"][-1] > floor * 0.98
+    assert plain["loss"][-1] < 0.5 * floor
+
+
+def test_val_split_carves_validation_images_from_the_training_set(tiny_digits):
+    x, y = tiny_digits
+    spy = Spy()
+    history = fit(_fast(), x, y, BASE.replace(val_split=100, epochs=1), callbacks=[spy], verbose=False)
+    assert spy.steps_per_epoch == math.ceil(500 / 32)
+    assert {"val_loss", "val_accuracy"} <= set(history)
+    with pytest.raises(ConfigError, match="val split .* must be smaller"):
+        fit(_fast(), x[:50], y[:50], BASE.replace(val_split=50), verbose=False)
+    with pytest.raises(ConfigError, match="either validation_data or val_split"):
+        fit(_fast(), x, y, BASE.replace(val_split=10), validation_data=(x, y), verbose=False)
+
+
+def _random_labels(tiny_digits):
+    # Labels that carry no signal: the net can only memorize, so validation loss rises after an epoch or two.
+    x, _ = tiny_digits
+    return x[:300], np.random.default_rng(2024).integers(0, 10, 300)  # not tiny_digits' own seed
+
+
+def test_early_stopping_stops_when_val_loss_stops_improving(tiny_digits):
+    x, y = _random_labels(tiny_digits)
+    config = BASE.replace(epochs=40, schedule="constant", lr=0.1, val_split=100, early_stopping=2)
+    spy = Spy()
+    history = fit(_fast(widths=(16, 32, 64)), x, y, config, callbacks=[spy], verbose=False)
+    assert history.epochs < 40
+    # best_epoch counts epochs done (1-based); after it, `patience` epochs without a gain, then stop.
+    assert history.epochs == spy.best_epoch + 2
+    assert min(history["val_loss"]) == history["val_loss"][spy.best_epoch - 1]
+
+
+def test_keep_best_restores_the_weights_of_the_best_val_loss_epoch(tiny_digits):
+    x, y = _random_labels(tiny_digits)
+    xv, yv = x[200:], y[200:]
+    model = _fast(widths=(16, 32, 64))
+    config = BASE.replace(epochs=8, schedule="constant", lr=0.1, keep_best=True)
+    history = fit(model, x[:200], y[:200], config, validation_data=(xv, yv), verbose=False)
+    best = min(history["val_loss"])
+    assert best < history["val_loss"][-1]  # the last epoch was not the best, so restoring matters
+    loss, _ = evaluate_tensors(model, to_input_tensor(xv), to_label_tensor(yv))
+    assert loss == pytest.approx(best, rel=1e-5)
+
+
+def test_early_stopping_and_keep_best_need_validation_data(tiny_digits):
+    x, y = tiny_digits
+    for flags in ({"early_stopping": 3}, {"keep_best": True}):
+        with pytest.raises(ConfigError, match="set --val-split N"):
+            fit(_fast(), x, y, BASE.replace(**flags), verbose=False)
+
+
+def test_channels_last_trains_and_keeps_the_layout(tiny_digits):
+    x, y = tiny_digits
+    model = _fast()
+    history = fit(model, x[:500], y[:500], BASE.replace(channels_last=True), validation_data=(x[500:], y[500:]),
+                  verbose=False)
+    assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert history["val_accuracy"][-1] >= 0.9
+    reference = fit(_fast(), x[:500], y[:500], BASE, validation_data=(x[500:], y[500:]), verbose=False)
+    assert history["val_accuracy"][-1] == pytest.approx(reference["val_accuracy"][-1], abs=0.05)
+
+
+@pytest.mark.parametrize("augment", ["affine", "elastic"])
+def test_augmented_training_still_learns(tiny_digits, augment):
+    x, y = tiny_digits
+    history = fit(_fast(), x[:500], y[:500], BASE.replace(epochs=3, augment=augment),
+                  validation_data=(x[500:], y[500:]), verbose=False)
+    # tiny_digits' classes are bars 2 px apart, so +-2 px shifts blur them: far above chance (0.1) is the bar.
+    assert history["val_accuracy"][-1] >= 0.6
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_dropout_and_batch_norm_end_in_eval_mode(tiny_digits):
+    x, y = tiny_digits
+    seed_everything(0)
+    model = build_model("best", widths=[4, 8, 8], dropout=0.3)
+    fit(model, x[:64], y[:64], BASE.replace(epochs=1), verbose=False)
+    assert not model.training
+    xb = torch.rand(4, 1, 28, 28)
+    assert torch.equal(model(xb), model(xb))  # eval: dropout off, BN uses running statistics
+
+
+def test_cli_flags_reach_the_config():
+    args = build_parser().parse_args([
+        "train", "--model", "best", "--optimizer", "adamw", "--lr", "0.002", "--weight-decay", "0.05",
+        "--schedule", "cosine", "--warmup", "1.5", "--label-smoothing", "0.1", "--augment", "elastic",
+        "--val-split", "5000", "--early-stopping", "3", "--keep-best", "--channels-last", "--epochs", "9",
+        "--model-arg", "dropout=0.1",
+    ])
+    model, kwargs, config = resolve_config(args)
+    assert (model, kwargs) == ("best", {"dropout": 0.1})
+    assert (config.optimizer, config.lr, config.weight_decay, config.schedule, config.warmup_epochs) == (
+        "adamw", 0.002, 0.05, "cosine", 1.5)
+    assert (config.label_smoothing, config.augment, config.val_split, config.early_stopping) == (0.1, "elastic", 5000, 3)
+    assert config.keep_best and config.channels_last and config.epochs == 9
