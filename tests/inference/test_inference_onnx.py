@@ -41,8 +41,8 @@ def test_dynamic_batch_gives_probabilities(exported):
         assert probs.shape == (n, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
-def test_onnx_recognizer_matches_torch(exported, mlp_run, images):
-    via_onnx = Recognizer.load(exported[0])
+def test_onnx_runtime_from_a_run_folder_exports_on_the_fly_and_matches_torch(mlp_run, images):
+    via_onnx = Recognizer.load(mlp_run, runtime="onnx")  # the .onnx file written by `export` is tested in the CLI tests
     assert via_onnx.info["runtime"] == "onnx" and via_onnx.info["architecture"] == "mlp"
     via_torch = Recognizer.load(mlp_run)
     a, b = via_onnx.predict_one(images["ring.png"]), via_torch.predict_one(images["ring.png"])

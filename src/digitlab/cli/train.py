@@ -58,6 +58,17 @@ def parse_model_args(pairs: list[str]) -> dict:
     return out
 
 
+def _check_model(model: str, model_kwargs: dict) -> None:
+    """Fail on an unknown model or option before any data is loaded or downloaded."""
+    from digitlab.errors import ConfigError
+    from digitlab.models.registry import default_kwargs
+
+    unknown = set(model_kwargs) - set(default_kwargs(model))  # an unknown model name raises here
+    if unknown:
+        raise ConfigError(f"model {model!r} has no option {', '.join(sorted(unknown))}: valid options are "
+                          f"{', '.join(sorted(default_kwargs(model))) or 'none'}")
+
+
 def resolve_config(args, default_model: str = "mlp"):
     """Merge preset defaults and explicit flags into (model_name, model_kwargs, TrainConfig)."""
     from digitlab.train.config import TrainConfig
@@ -72,6 +83,7 @@ def resolve_config(args, default_model: str = "mlp"):
             model_kwargs = {}  # a preset's architecture arguments belong to its own model
         model = args.model
     model_kwargs.update(parse_model_args(args.model_arg))
+    _check_model(model, model_kwargs)
     for name in (*CONFIG_FLAGS, *BOOL_FLAGS):
         value = getattr(args, name, None)
         if value is not None:

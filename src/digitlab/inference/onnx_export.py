@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -58,6 +59,9 @@ def export_onnx(model, path: str | Path, *, check: bool = True, parity_n: int = 
     meta = getattr(model, "digitlab_meta", {}) or {}
     wrapped = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)).eval().cpu()
     example = torch.zeros(2, 1, 28, 28)
+    quiet = logging.getLogger("torch.onnx")  # it logs a warning per torchvision op it cannot register
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
@@ -68,6 +72,8 @@ def export_onnx(model, path: str | Path, *, check: bool = True, parity_n: int = 
         except Exception as exc:  # the exporter raises many types; the user needs one line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"ONNX export failed: {first}") from None
+        finally:
+            quiet.setLevel(level)
     proto = program.model_proto
     props = {
         "digitlab.version": __version__,

@@ -15,7 +15,8 @@ photo of a digit on paper is none of that. The steps, in order:
   7. resize_longer_side      longer side 20 px, aspect kept, anti-aliased (area averaging)
   8. center_by_mass          into 28x28 with the centre of mass at the field's centre (14, 14)
 
-`extract_ink` runs 1-5 (shared with multi-digit reading) and `digit_to_28` runs 6-9 for one digit.
+`extract_ink` runs 1-5 (shared with multi-digit reading) and `digit_to_28` runs 6-9 for one digit
+(steps 6-9 are in digitlab.inference.digit28, imported here).
 Arrays are float32, (H, W), values in [0, 1].
 """
 
@@ -25,17 +26,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Steps 6-9 live in digit28; they are part of this module's API.
+from digitlab.inference.digit28 import (  # noqa: F401
+    CENTRE, DIGIT_BOX, FIELD, center_by_mass, crop_to_ink, digit_to_28, resize_longer_side, stroke_width,
+    thicken_thin_strokes,
+)
+
 WORK_SIZE = 1024     # longer side of the working image; a 20 px digit needs far less than this
-DIGIT_BOX = 20       # MNIST: the ink's longer side
-FIELD = 28           # MNIST: the image size
-CENTRE = 14.0        # MNIST test set: mean centre of mass is (13.99, 14.01) in pixel indices
-MNIST_STROKE = 2.6   # median stroke width of MNIST digits, in px of the 28x28 image
-THIN_STROKE = 1.6    # below this (after the resize) a stroke fades to faint grey: thicken it
 MIN_CONTRAST = 0.2   # ink must be this much darker (or lighter) than the paper, as a fraction
 MIN_SNR = 8.0        # ... and stand this many noise standard deviations above the background
 NOISE_K = 4.0        # pixels under median + 4 sigma are background noise
 CLEAN = 0.01         # pixel noise sigma below which the mask needs no smoothing (scans, screenshots)
 NOISY = 0.05         # noise sigma (of the 3x3 mean) above which an inkless image is "noise", not "blank"
+DARK_INK_BIAS = 1.8  # under uneven light, dark ink unless light ink leaves 1.8x less "ink"
 SHADOW_DEPTH = 0.55  # shadows darken paper by less than this; a darker "background" block is a stroke
 MAX_INK_FRACTION = 0.5  # ink covers less of the image than the background does
 
@@ -177,7 +180,8 @@ def _darker_locally(grey: np.ndarray, thumb: int = 192) -> bool:
 
     Ink is sparse strokes on a smooth background. On a <= 192 px thumbnail the background is
     suppressed (step 5) under both hypotheses: with the right one the ink strength is the strokes
-    alone; with the wrong one it is the paper around them. The hypothesis with less ink mass wins.
+    alone; with the wrong one it is the paper around them. The hypothesis with less ink mass wins,
+    with a bias (DARK_INK_BIAS) towards dark ink, the common case.
     """
     from PIL import Image
 
@@ -186,7 +190,10 @@ def _darker_locally(grey: np.ndarray, thumb: int = 192) -> bool:
         factor = thumb / max(small.size)
         small = small.resize((max(1, round(small.width * factor)), max(1, round(small.height * factor))), Image.BOX)
     g = np.asarray(small, dtype=np.float32)
-    return float(suppress_background(1.0 - g).sum()) <= float(suppress_background(g).sum())
+    # Bold strokes make the two masses close; photos of light ink on a dark surface are rare, so dark
+    # ink wins unless it leaves clearly more "ink" (measured on rendered MNIST photos: dark-ink scenes
+    # score up to 1.65).
+    return float(suppress_background(1.0 - g).sum()) <= DARK_INK_BIAS * float(suppress_background(g).sum())
 
 
 def estimate_background(v: np.ndarray, grid: int = 16) -> np.ndarray:
@@ -250,8 +257,8 @@ def otsu_threshold(values: np.ndarray) -> float:
 def ink_mask(ink: np.ndarray) -> tuple[np.ndarray | None, float, str | None]:
     """Step 5b: (mask, threshold, reason); mask is None when the image holds no digit.
 
-    The threshold is Otsu's, computed among the pixels that stand out of the background noise (the
-    median plus NOISE_K robust standard deviations). Plain Otsu over the whole image fails on a small
+    The threshold is Otsu's, computed among the pixels that stand out of the background: above the
+    median by NOISE_K pixel-noise sigmas and by 3 robust sigmas of the image (leftover lighting). Plain Otsu over the whole image fails on a small
     digit in a large noisy photo: with 99.7% background it splits the noise instead of the ink.
     No digit: the ink is too faint (a blank page), does not stand out of the noise enough (uniform
     noise, a texture), or covers most of the image.
@@ -264,8 +271,10 @@ def ink_mask(ink: np.ndarray) -> tuple[np.ndarray | None, float, str | None]:
     else:
         smooth = ink
     sigma = max(sigma, 1.0 / 255)
-    median = float(quantiles(smooth[::2, ::2] if smooth.size > 40_000 else smooth, [0.5])[0])
-    floor = median + NOISE_K * sigma
+    sample = smooth[::2, ::2] if smooth.size > 40_000 else smooth
+    median = float(quantiles(sample, [0.5])[0])
+    # Above the noise, and above what is left of the lighting (slow, so absent from `sigma`).
+    floor = median + max(NOISE_K * sigma, 3.0 * robust_sigma(sample))
     candidates = smooth[smooth > floor]
     if candidates.size == 0:
         kind = "looks like noise" if sigma > NOISY else "is blank"
@@ -274,7 +283,7 @@ def ink_mask(ink: np.ndarray) -> tuple[np.ndarray | None, float, str | None]:
     mask = smooth > t
     if not mask.any():
         return None, t, "no digit found: the image is blank"
-    contrast = float(smooth[mask].mean()) - median
+    contrast = float(ink[mask].mean()) - median  # the raw ink: a 3x3 mean would dim a fine pen's line
     if contrast < MIN_CONTRAST:
         return None, t, f"no digit found: the image is blank (ink contrast {contrast:.2f} < {MIN_CONTRAST})"
     if contrast < MIN_SNR * sigma or mask.mean() > MAX_INK_FRACTION:
@@ -291,112 +300,3 @@ def extract_ink(image, max_side: int = WORK_SIZE) -> InkImage:
     ink = suppress_background(v, ((1.0 - median) if inverted else median) if flat else None)
     mask, t, reason = ink_mask(ink)
     return InkImage(ink=ink, mask=mask, threshold=t, scale=scale, inverted=inverted, reason=reason)
-
-
-# -- steps 6-9: one digit's ink -> 28x28 --------------------------------------------------------------
-
-def _dilate3(mask: np.ndarray) -> np.ndarray:
-    """Binary dilation by a 3x3 square (plain slicing: cheaper than scipy on small crops)."""
-    padded = np.pad(mask, 1)
-    h, w = mask.shape
-    out = np.zeros_like(mask)
-    for dy in range(3):
-        for dx in range(3):
-            out |= padded[dy : dy + h, dx : dx + w]
-    return out
-
-
-def _erode_cross(mask: np.ndarray) -> np.ndarray:
-    """Binary erosion by a 3x3 cross; pixels outside the array count as background."""
-    padded = np.pad(mask, 1)
-    return (mask & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
-
-
-def crop_to_ink(ink: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step 6: (crop, crop_mask) of the mask's bounding box, ink normalised so full strength is 1.
-
-    Only the mask's pixels and a one-pixel rim (the anti-aliased edge) are kept, so a neighbouring
-    digit, a speck or a ruled line inside the box does not come along. Raises ValueError on an
-    empty mask.
-    """
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        raise ValueError("empty ink mask")
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    crop_mask = mask[box]
-    crop = np.where(_dilate3(crop_mask), ink[box], 0.0).astype(np.float32)
-    # Pens and pencils differ in darkness; MNIST's stroke cores are all 1.0.
-    inked = crop[crop_mask]
-    level = float(np.partition(inked, (3 * (inked.size - 1)) // 4)[(3 * (inked.size - 1)) // 4])
-    return np.clip(crop / max(level, 1e-3), 0.0, 1.0).astype(np.float32), crop_mask
-
-
-def stroke_width(crop: np.ndarray, crop_mask: np.ndarray) -> float:
-    """Mean stroke width in px: ink mass over half the boundary length (a ribbon's area / length).
-
-    Reads 2 for anything 2 px wide or thinner; MNIST digits measure 2.6 (median) this way.
-    """
-    boundary = int(np.count_nonzero(crop_mask & ~_erode_cross(crop_mask)))
-    return float(crop.sum()) / max(boundary / 2.0, 1.0)
-
-
-def thicken_thin_strokes(crop: np.ndarray, crop_mask: np.ndarray, target: int = DIGIT_BOX) -> np.ndarray:
-    """Step 9: widen strokes that would be thinner than THIN_STROKE px after resizing to `target`.
-
-    A 2 px pen line in a 400 px digit becomes 0.1 px at MNIST scale: a faint grey trace that a model
-    trained on 2-3 px strokes reads poorly. Strokes are grown (anti-aliased, via the distance to the
-    ink) to MNIST's median width; the crop grows by the same radius on every side. Others pass as is.
-    """
-    from scipy import ndimage
-
-    scale = target / max(crop.shape)
-    width = stroke_width(crop, crop_mask)
-    if width * scale >= THIN_STROKE:
-        return crop
-    radius = (MNIST_STROKE / scale - width) / 2.0
-    pad = int(np.ceil(radius)) + 1
-    grown_mask = np.pad(crop_mask, pad)
-    distance = ndimage.distance_transform_edt(~grown_mask)
-    grown = np.maximum(np.pad(crop, pad), np.clip(radius + 0.5 - distance, 0.0, 1.0))
-    rows, cols = np.flatnonzero(grown.max(axis=1) > 0.5), np.flatnonzero(grown.max(axis=0) > 0.5)
-    return grown[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)  # the new ink's box
-
-
-def resize_longer_side(crop: np.ndarray, target: int = DIGIT_BOX) -> np.ndarray:
-    """Step 7: scale so the longer side is `target` px, aspect kept; area averaging when shrinking."""
-    from PIL import Image
-
-    h, w = crop.shape
-    scale = target / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    resample = Image.BOX if scale < 1 else Image.BILINEAR
-    out = Image.fromarray(crop.astype(np.float32)).resize(size, resample)
-    return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
-
-
-def center_by_mass(digit: np.ndarray, field: int = FIELD, centre: float = CENTRE) -> np.ndarray:
-    """Step 8: place `digit` in a field x field image so its centre of mass lands on (centre, centre).
-
-    Whole-pixel shift, as MNIST did (its centres of mass scatter by +-0.3 px around 14).
-    """
-    out = np.zeros((field, field), np.float32)
-    h, w = digit.shape
-    total = float(digit.sum())
-    if total > 0:
-        cy = float(digit.sum(axis=1) @ np.arange(h)) / total
-        cx = float(digit.sum(axis=0) @ np.arange(w)) / total
-    else:
-        cy, cx = (h - 1) / 2, (w - 1) / 2
-    oy, ox = int(np.floor(centre - cy + 0.5)), int(np.floor(centre - cx + 0.5))
-    y0, x0 = max(0, oy), max(0, ox)
-    y1, x1 = min(field, oy + h), min(field, ox + w)
-    if y1 > y0 and x1 > x0:
-        out[y0:y1, x0:x1] = digit[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-    return out
-
-
-def digit_to_28(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Steps 6, 9, 7, 8 for the digit whose pixels are `mask`: float32 (28, 28) in [0, 1]."""
-    crop, crop_mask = crop_to_ink(ink, mask)
-    crop = thicken_thin_strokes(crop, crop_mask)
-    return center_by_mass(resize_longer_side(crop))

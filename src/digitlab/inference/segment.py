@@ -1,12 +1,13 @@
 """A line of handwritten digits -> one mask per digit, left to right.
 
 1. Connected components of the ink mask; specks (dust, noise) are dropped.
-2. Pieces of a broken digit are merged: a piece that sits mostly above or below another (the bar of
-   a 5, the two strokes of a 4) or a small piece close to a digit.
-3. Touching digits are split. A group wider than a digit usually is (MNIST digits are at most 1.3
-   times as wide as tall, 98% of the time) is cut at a low of its column ink profile. With a
-   classifier, the cut is chosen by recognising both parts: a split is kept when the parts are read
-   with more confidence than the whole, by a margin that shrinks as the group gets wider.
+2. Pieces of a broken digit are merged: a piece that sits mostly above or below another (the two
+   strokes of a 4), or a fragment (short, or small) joins the digit it overlaps or is nearest to.
+3. Touching digits are split. A group wider than 0.8 of its height is cut along top-to-bottom paths
+   that cross the least ink (they may bend between digits that overlap). With a classifier, the
+   split is kept when the parts read as digits better than the whole: model log-probabilities plus
+   a prior on each digit's width/height (MNIST's, per class), against a prior odds for no split.
+   Without one, only groups wider than 1.3x their height are cut, at the cheapest path.
 
 Masks and boxes are in the working image's pixels; boxes are (y0, x0, y1, x1), end-exclusive.
 """
@@ -19,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from digitlab.inference.components import BIG_PIECE, Components, box_gap, label_components, mask_of, union_box
-from digitlab.inference.preprocess import digit_to_28
+from digitlab.inference.digit28 import digit_to_28
 
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) float32 -> probabilities (N, C)
 
@@ -32,8 +33,8 @@ MIN_HEIGHT = 0.5      # ... and at least half its height tall
 MAX_ASPECT = 1.8      # wider than this (width / height) is never one digit
 MAX_CANDIDATES = 6    # cuts tried per group when a classifier decides
 MIN_SHARE = 0.2       # a cut leaves at least 20% of the piece it splits on each side
-SPLIT_LOG_PRIOR = -1.0  # log odds against a split: a group is one digit unless the parts read better
-ASPECT_WEIGHT = 1.0   # weight of the width/height prior against the model's log probability
+SPLIT_LOG_PRIOR = -0.5  # log odds against a split: a group is one digit unless the parts read better
+ASPECT_WEIGHT = 0.5   # weight of the width/height prior against the model's log probability
 # log(width / height) of MNIST training digits per class 0-9 (bounding box of pixels > 127): mean, std
 ASPECT_LOG_MEAN = (-0.119, -1.007, -0.083, -0.262, -0.270, -0.086, -0.360, -0.294, -0.311, -0.433)
 ASPECT_LOG_STD = (0.218, 0.489, 0.242, 0.226, 0.229, 0.286, 0.229, 0.230, 0.237, 0.215)
@@ -220,7 +221,7 @@ def _cheapest_paths(local: np.ndarray, lo: int, hi: int, k: int) -> list[np.ndar
         x = end
         for y in range(h - 1, -1, -1):
             path[y] = x
-            x += moves[y, x] if y > 0 else 0
+            x += int(moves[y, x]) if y > 0 else 0
         paths.append(path)
     return paths
 

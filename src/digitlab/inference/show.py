@@ -72,10 +72,12 @@ def reading_overlay(image, reading, path: str | Path) -> Path:
     except TypeError:  # Pillow < 10.1 has no sized default font
         font = ImageFont.load_default()
     width = max(2, size // 8)
-    for pred, (x0, y0, x1, y1) in zip(reading.digits, reading.boxes):
+    for k, (pred, (x0, y0, x1, y1)) in enumerate(zip(reading.digits, reading.boxes)):
         colour = (230, 120, 0) if pred.unsure else (20, 160, 40)
         draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=colour, width=width)
-        draw.text((x0, max(0, y0 - size - 2)), f"{pred.digit} {pred.confidence:.2f}", fill=colour, font=font)
+        # Labels alternate above and below the boxes, so narrow neighbours' labels do not collide.
+        y = max(0, y0 - size - 2) if k % 2 == 0 else min(canvas.height - size - 2, y1 + 2)
+        draw.text((x0, y), f"{pred.digit} {pred.confidence:.2f}", fill=colour, font=font)
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
     return Path(path)
