@@ -25,7 +25,7 @@ LOG="$OUT/gpu_check.log"
 exec > >(tee -a "$LOG") 2>&1
 
 say() { echo "[gpu_check +$(( $(date +%s) - START ))s] $*"; }
-left() { echo $(( 470 - ($(date +%s) - START) )); }  # seconds left of the 8-minute budget, minus a margin
+left() { local l=$(( 470 - ($(date +%s) - START) )); echo $(( l < 10 ? 10 : l )); }  # of the 8 minutes, minus a margin
 
 say "start: OUT=$OUT WORK=$WORK QUICK=$QUICK python=$PY"
 if [ "$QUICK" = "1" ]; then TTA_FLAGS="--quick"; BEST_FLAGS="--quick"; DEVICE=${DEVICE:-auto}
@@ -44,12 +44,13 @@ timeout 60 "$PY" -c "import torch, digitlab, pooch; print('torch', torch.__versi
 
 # 1. Time to 99.0% (fast) and 99.5% (fast-99.5), 3 seeds each, baseline in the same run.
 say "step 1: time to accuracy"
-timeout -k 5 $(( $(left) < 150 ? $(left) : 150 )) "$PY" bench/time_to_accuracy.py --device "$DEVICE" --data-dir "$DATA" $TTA_FLAGS \
+timeout -k 5 $(( $(left) < 150 ? $(left) : 150 )) "$PY" bench/time_to_accuracy.py --device "$DEVICE" --data-dir "$DATA" \
+  --baseline-budget 60 $TTA_FLAGS \
   | tee "$WORK/tta.log" || say "WARN: step 1 failed or timed out"
 
 # 2. best: seed 0 alone (the pretrained model), seeds 1-4 four at a time, then the 5-seed ensemble.
 say "step 2: best preset, pretrained model and ensemble ($(left)s left)"
-BUDGET=$(( $(left) - 40 ))
+BUDGET=$(( $(left) - 40 )); BUDGET=$(( BUDGET < 60 ? 60 : BUDGET ))
 timeout -k 5 $(( BUDGET + 20 )) "$PY" bench/best_accuracy.py -o "$WORK/best" --data-dir "$DATA" --device "$DEVICE" \
   --parallel 4 --time-budget "$BUDGET" $BEST_FLAGS | tee "$WORK/best.log" || say "WARN: step 2 failed or timed out"
 

@@ -42,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
     p.add_argument("--baseline-max-epochs", type=int, default=6, help="give the baseline up after N epochs")
+    p.add_argument("--baseline-budget", type=float, default=None,
+                   help="stop the baseline after the epoch that passes this many wall seconds (a miss)")
     p.add_argument("--skip-baseline", action="store_true", help="do not run the baseline")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 3,000 images, 1 baseline epoch")
     return p.parse_args(argv)
@@ -57,8 +59,10 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def baseline_time_to_accuracy(data, target, max_epochs, device, seed=0, limit=None):
-    """The PyTorch-examples-style loop on Keras's mnist_convnet; returns (seconds, accuracy, epochs)."""
+def baseline_time_to_accuracy(data, target, max_epochs, device, seed=0, limit=None, budget=None):
+    """The PyTorch-examples-style loop on Keras's mnist_convnet; returns (seconds, accuracy, epochs).
+
+    seconds is None when it misses the target within max_epochs (or the wall-clock budget)."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -78,7 +82,7 @@ def baseline_time_to_accuracy(data, target, max_epochs, device, seed=0, limit=No
         nn.Flatten(), nn.Dropout(0.5), nn.Linear(1600, 10),
     ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    elapsed, acc = 0.0, 0.0
+    elapsed, acc, wall_start = 0.0, 0.0, time.perf_counter()
     for epoch in range(1, max_epochs + 1):
         sync(device)
         started = time.perf_counter()
@@ -100,6 +104,9 @@ def baseline_time_to_accuracy(data, target, max_epochs, device, seed=0, limit=No
         print(f"  baseline epoch {epoch}: {elapsed:6.2f}s cumulative training, test accuracy {acc:.4f}", flush=True)
         if acc >= target:
             return elapsed, acc, epoch
+        if budget is not None and time.perf_counter() - wall_start > budget:
+            print(f"  baseline stopped: past its {budget:.0f}s budget")
+            return None, acc, epoch
     return None, acc, max_epochs
 
 
@@ -175,7 +182,7 @@ def main(argv=None) -> int:
         target = TARGETS.get(presets[0], 0.99)
         print(f"\nbaseline (PyTorch-examples-style loop, Keras mnist_convnet, Adam, batch 64): target {target:.1%}")
         seconds, acc, epochs = baseline_time_to_accuracy(
-            data, target, 1 if args.quick else args.baseline_max_epochs, device)
+            data, target, 1 if args.quick else args.baseline_max_epochs, device, budget=args.baseline_budget)
         figures["baseline"] = {"target": target, "train_time_s": seconds, "test_accuracy": acc, "epochs": epochs}
         fast = figures["presets"].get(presets[0])
         if seconds is None:

@@ -37,3 +37,4 @@ def test_lazy_api_resolves():
     import digitlab
 
     assert callable(digitlab.build_model) and callable(digitlab.fit) and callable(digitlab.load_model)
+

@@ -59,12 +59,16 @@ PRESETS: dict[str, dict] = {
         "config": {
             "epochs": 40, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
             "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 2, "label_smoothing": 0.1,
-            "augment": "affine", "channels_last": True,
+            "augment": "affine", "channels_last": True, "cpu_amp": True,
         },
         "description": "VGG-style BN/dropout convnet, 40 epochs, affine augmentation (H200: about 2 minutes)",
-        "chosen": "the recipe of the strong MNIST single models (BN, dropout, affine + elastic distortion, "
-                  "one-cycle SGD, label smoothing 0.1); augmentation (none/affine/elastic) and dropout compared "
-                  "on val_split=5000 at reduced width and epochs on CPU; epochs fixed by the GPU time budget",
+        "chosen": "the recipe of the strong MNIST single models (BN, dropout, one-cycle SGD-Nesterov, label "
+                  "smoothing 0.1, augmentation), 40 epochs to fit the GPU budget. A reduced CPU check on "
+                  "val_split=5000 (widths 16-32-64, 6 epochs, seed 0): no augmentation 99.46, affine 99.34, elastic "
+                  "98.74; so Simard-strength elastic was dropped, and affine is kept for the long run on the "
+                  "literature's evidence, not re-validated at 40 epochs (a GPU job: bench/best_accuracy.py --extra "
+                  "'--val-split 5000 --augment none'). The test set only reports (seeds 0-3 on an H200: "
+                  "99.71, 99.77, 99.74, 99.74)",
     },
 }
 
