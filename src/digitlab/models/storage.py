@@ -8,14 +8,13 @@ architecture from the registry and loads the weights strictly.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
 from digitlab import __version__
 from digitlab.errors import ModelError
-from digitlab.files import ensure_dir, read_json, write_bytes, write_json
+from digitlab.files import ensure_dir, read_json, sha256_file, write_bytes, write_json
 
 FORMAT = "digitlab-model"
 FORMAT_VERSION = 1
@@ -36,14 +35,6 @@ PREPROCESSING = {
 def pretrained_path() -> Path:
     """The folder of the model that ships inside the package."""
     return Path(__file__).resolve().parent.parent / "pretrained"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_model(
@@ -83,7 +74,7 @@ def save_model(
         "classes": list(classes) if classes else [str(i) for i in range(arch["kwargs"].get("num_classes", 10))],
         "preprocessing": PREPROCESSING,
         "weights": WEIGHTS_NAME,
-        "weights_sha256": _sha256(folder / WEIGHTS_NAME),
+        "weights_sha256": sha256_file(folder / WEIGHTS_NAME),
         "num_params": sum(p.numel() for p in model.parameters()),
         "train_config": config,
         "metrics": metrics or {},

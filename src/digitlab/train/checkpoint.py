@@ -20,7 +20,6 @@ to an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.errors import ConfigError, DataError
-from digitlab.files import fsync_dir, output_error, ensure_dir, read_json, write_bytes, write_json
+from digitlab.files import ensure_dir, fsync_dir, output_error, read_json, sha256_file, write_bytes, write_json
 from digitlab.train.callbacks import Callback
 
 FORMAT = "digitlab-checkpoint"
@@ -125,14 +124,6 @@ def _restore_rng(state: dict, generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # --- writing ------------------------------------------------------------------------------------
 
 def write_checkpoint(run_dir: str | os.PathLike, state, extra: dict | None = None) -> Path:
@@ -167,7 +158,7 @@ def write_checkpoint(run_dir: str | os.PathLike, state, extra: dict | None = Non
             "best_val_loss": state.best_val_loss, "best_epoch": state.best_epoch,
             "epochs_without_improvement": state.epochs_without_improvement,
             "stop_training": state.stop_training,
-            "files": {MODEL_FILE: _sha256(tmp / MODEL_FILE), STATE_FILE: _sha256(tmp / STATE_FILE)},
+            "files": {MODEL_FILE: sha256_file(tmp / MODEL_FILE), STATE_FILE: sha256_file(tmp / STATE_FILE)},
             "extra": extra or {},
             **tree,
         }
@@ -272,7 +263,7 @@ def read_checkpoint(folder: str | os.PathLike) -> Checkpoint:
     for name, digest in (meta.get("files") or {}).items():
         if not (folder / name).is_file():
             raise DataError(f"{folder.name} lacks {name}")
-        if _sha256(folder / name) != digest:
+        if sha256_file(folder / name) != digest:
             raise DataError(f"{folder.name}/{name} is corrupt (SHA-256 differs from {MARKER})")
     try:
         model_state = load_file(str(folder / MODEL_FILE))
