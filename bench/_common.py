@@ -25,3 +25,21 @@ def setup_lines(device: str = "cpu") -> dict:
 
 def emit_json(figures: dict) -> None:
     print(json.dumps(figures, sort_keys=True))
+
+
+def plain_pytorch_epoch(model, opt, loss_fn, loader) -> tuple[float, float]:
+    """One epoch as a PyTorch user writes it (the baselines' loop): per-batch `.item()` included.
+
+    Returns (mean loss, accuracy) over the epoch.
+    """
+    loss_sum, correct, total = 0.0, 0, 0
+    for xb, yb in loader:
+        opt.zero_grad()
+        out = model(xb)
+        loss = loss_fn(out, yb)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.item() * len(yb)
+        correct += (out.argmax(1) == yb).sum().item()
+        total += len(yb)
+    return loss_sum / total, correct / total

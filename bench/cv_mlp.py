@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-import _common  # noqa: F401  (puts src/ on the path)
+import _common  # puts src/ on the path; shared setup and baseline loop
 
 KERAS_REFERENCE_S = 72.0  # the measurement of Keras on the 2-core machine, 5 folds x 5 epochs
 GOAL_S = 18.0
@@ -49,16 +49,7 @@ def plain_pytorch_cv(x, y, folds: int, epochs: int, seed: int):
         loss_fn = nn.CrossEntropyLoss()
         loader = DataLoader(TensorDataset(x_train, y_train), batch_size=128, shuffle=True)
         for _epoch in range(epochs):
-            loss_sum, correct, total = 0.0, 0, 0
-            for xb, yb in loader:
-                opt.zero_grad()
-                out = model(xb)
-                loss = loss_fn(out, yb)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.item() * len(yb)
-                correct += (out.argmax(1) == yb).sum().item()
-                total += len(yb)
+            _common.plain_pytorch_epoch(model, opt, loss_fn, loader)
             with torch.no_grad():  # the article validates on the test fold every epoch
                 val_acc = (model(x_test).argmax(1) == y_test).float().mean().item()
         scores.append(val_acc)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-import _common  # noqa: F401  (puts src/ on the path)
+import _common  # puts src/ on the path; shared setup and baseline loop
 
 
 def digitlab_run(data, seed: int) -> tuple[float, float, float]:
@@ -44,21 +44,12 @@ def plain_pytorch_run(data, seed: int) -> tuple[float, float, float]:
     loader = DataLoader(TensorDataset(x, y), batch_size=128, shuffle=True)
     started = time.perf_counter()
     for _epoch in range(5):
-        total, correct, loss_sum = 0, 0, 0.0
-        for xb, yb in loader:
-            opt.zero_grad()
-            out = model(xb)
-            loss = loss_fn(out, yb)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(yb)
-            correct += (out.argmax(1) == yb).sum().item()
-            total += len(yb)
+        _, train_acc = _common.plain_pytorch_epoch(model, opt, loss_fn, loader)
     elapsed = time.perf_counter() - started
     with torch.no_grad():
         xt = torch.tensor(data.x_test, dtype=torch.float32).reshape(-1, 784) / 255.0
         test_acc = (model(xt).argmax(1) == torch.tensor(data.y_test)).float().mean().item()
-    return elapsed, correct / total, test_acc
+    return elapsed, train_acc, test_acc
 
 
 def keras_run(data):

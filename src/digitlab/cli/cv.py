@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from digitlab.cli.common import add_data_args, add_device_args, load_data
-from digitlab.cli.train import add_train_config_args, resolve_config
+from digitlab.cli.train import add_model_args, add_train_config_args, resolve_config
 
 EXECUTORS = ("local", "ray")
 LEAK_WARNING = ("--reuse-model: ONE network is trained across the folds (the article's protocol), so from "
@@ -55,8 +55,7 @@ def add_parser(subparsers) -> None:
                     "KFold(k, shuffle=True, random_state=seed). Example (the article): "
                     "digitlab cv --model mlp --folds 5 --epochs 5 --batch-size 128 --seed 1 -o runs/cv-mlp",
     )
-    p.add_argument("--model", help="model name (see `digitlab models`; default mlp)")
-    p.add_argument("--preset", help="tuned settings: article, fast, best (flags override)")
+    add_model_args(p)
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--stratified", action="store_true", help="StratifiedKFold: every fold keeps the class balance")
     p.add_argument("--reuse-model", action="store_true",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from digitlab.cli.common import add_data_args, add_device_args, load_data
 from digitlab.cli.cv import add_executor_args, make_executor
-from digitlab.cli.train import add_train_config_args, resolve_config
+from digitlab.cli.train import add_model_args, add_train_config_args, resolve_config
 
 
 def add_parser(subparsers) -> None:
@@ -20,8 +20,7 @@ def add_parser(subparsers) -> None:
                     "chosen executor). Example: digitlab sweep --model cnn --param lr=1e-3,3e-3,1e-2 "
                     "--param batch_size=64,128 --folds 3 --executor ray",
     )
-    p.add_argument("--model", help="model name (see `digitlab models`; default mlp)")
-    p.add_argument("--preset", help="base settings: article, fast, best (flags and --param override)")
+    add_model_args(p)  # --param values override the preset's and the flags'
     p.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="a setting and its values, e.g. lr=1e-3,3e-3 or model.dropout=0.1,0.3 (repeatable)")
     p.add_argument("--search", choices=("grid", "random", "tpe"), default="grid",

@@ -16,6 +16,14 @@ CONFIG_FLAGS = {
 BOOL_FLAGS = ("keep_best", "channels_last", "compile")
 
 
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """--model and --preset, which resolve_config() merges; shared by train, cv and sweep."""
+    from digitlab.train.presets import PRESETS
+
+    parser.add_argument("--model", help="model name (see `digitlab models`; default mlp)")
+    parser.add_argument("--preset", help=f"tuned settings: {', '.join(PRESETS)} (flags override)")
+
+
 def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     """The training settings, shared by train, cv and sweep."""
     from digitlab.train.config import AUGMENTS, OPTIMIZERS, SCHEDULES
@@ -98,8 +106,7 @@ def add_parser(subparsers) -> None:
         "train", help="train a model and save it (safetensors + JSON), its history and learning curves",
         description="Train a model. Example (the article): digitlab train --model mlp --epochs 5 --batch-size 128 -o runs/mlp",
     )
-    p.add_argument("--model", help="model name (see `digitlab models`; default mlp)")
-    p.add_argument("--preset", help="tuned settings: article, fast, best (flags override)")
+    add_model_args(p)
     p.add_argument("-o", "--output", default=None, help="run folder to write (default runs/<model>)")
     p.add_argument("--validate-on-test", action="store_true",
                    help="evaluate on the test set every epoch for the learning curves, as the article does")
