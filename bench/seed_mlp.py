@@ -5,7 +5,12 @@ TensorFlow needs about 18 s on a 2-core machine, so about 3.5 s). The baseline m
 same network and optimizer in a plain PyTorch loop written the way a user would write it (DataLoader over a
 TensorDataset, per-batch `.item()`). If Keras is installed it runs too.
 
-    DIGITLAB_DATA_DIR=../shared/data python bench/seed_mlp.py [--repeats 1]
+digitlab trains with its defaults: on a CPU with bf16 hardware (AVX-512 BF16 or AMX) that means bf16
+autocast for the matrix products, float32 weights and optimizer. Its float32-only time is printed too.
+Wall time on a shared 2-core machine swings with the load, so the process CPU time of each run is
+printed beside it (with 1 thread, `--threads 1`, CPU time is close to what a quiet machine gives).
+
+    DIGITLAB_DATA_DIR=../shared/data python bench/seed_mlp.py [--repeats 1] [--threads N]
 """
 
 from __future__ import annotations
@@ -16,20 +21,31 @@ import time
 import _common  # puts src/ on the path; shared setup and baseline loop
 
 
-def digitlab_run(data, seed: int) -> tuple[float, float, float]:
+class Clock:
+    """Wall and process-CPU seconds of a block."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def digitlab_run(data, seed: int, cpu_amp=None) -> tuple[float, float, float, float]:
     import digitlab as dl
     from digitlab.train.device import seed_everything
 
     seed_everything(seed)
     model = dl.build_model("mlp")
-    started = time.perf_counter()
-    history = dl.fit(model, data.x_train, data.y_train, dl.TrainConfig(epochs=5, batch_size=128, seed=seed),
-                     verbose=False)
-    elapsed = time.perf_counter() - started
-    return elapsed, history.last("accuracy"), dl.evaluate(model, data.x_test, data.y_test)["accuracy"]
+    config = dl.TrainConfig(epochs=5, batch_size=128, seed=seed, cpu_amp=cpu_amp)
+    with Clock() as clock:
+        history = dl.fit(model, data.x_train, data.y_train, config, verbose=False)
+    test = dl.evaluate(model, data.x_test, data.y_test)["accuracy"]
+    return clock.wall, clock.cpu, history.last("accuracy"), test
 
 
-def plain_pytorch_run(data, seed: int) -> tuple[float, float, float]:
+def plain_pytorch_run(data, seed: int) -> tuple[float, float, float, float]:
     """What a user writes after reading the PyTorch tutorials."""
     import torch
     from torch import nn
@@ -42,14 +58,13 @@ def plain_pytorch_run(data, seed: int) -> tuple[float, float, float]:
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
     loader = DataLoader(TensorDataset(x, y), batch_size=128, shuffle=True)
-    started = time.perf_counter()
-    for _epoch in range(5):
-        _, train_acc = _common.plain_pytorch_epoch(model, opt, loss_fn, loader)
-    elapsed = time.perf_counter() - started
+    with Clock() as clock:
+        for _epoch in range(5):
+            _, train_acc = _common.plain_pytorch_epoch(model, opt, loss_fn, loader)
     with torch.no_grad():
         xt = torch.tensor(data.x_test, dtype=torch.float32).reshape(-1, 784) / 255.0
         test_acc = (model(xt).argmax(1) == torch.tensor(data.y_test)).float().mean().item()
-    return elapsed, train_acc, test_acc
+    return clock.wall, clock.cpu, train_acc, test_acc
 
 
 def keras_run(data):
@@ -73,28 +88,57 @@ def keras_run(data):
     return elapsed, hist.history["accuracy"][-1], test_acc
 
 
+class _Tiny:
+    """The first 512 images of `data`, for warm-up runs."""
+
+    def __init__(self, data):
+        self.x_train, self.y_train = data.x_train[:512], data.y_train[:512]
+        self.x_test, self.y_test = data.x_test[:512], data.y_test[:512]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1, help="runs of each; the minimum time is reported")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
     args = parser.parse_args()
 
-    from digitlab.data.dataset import load_dataset
+    import torch
 
+    from digitlab.data.dataset import load_dataset
+    from digitlab.train.device import use_cpu_bf16
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     env = _common.setup_lines("cpu")
     data = load_dataset("mnist")
-    ours = min((digitlab_run(data, seed=i) for i in range(args.repeats)), key=lambda r: r[0])
-    base = min((plain_pytorch_run(data, seed=i) for i in range(args.repeats)), key=lambda r: r[0])
-    print(f"digitlab      : {ours[0]:6.2f} s  train acc {ours[1]:.4f}  test acc {ours[2]:.4f}")
-    print(f"plain PyTorch : {base[0]:6.2f} s  train acc {base[1]:.4f}  test acc {base[2]:.4f}")
-    print(f"speed-up vs plain PyTorch: {base[0] / ours[0]:.2f}x")
-    figures = {"bench": "seed_mlp", "digitlab_s": round(ours[0], 3), "digitlab_train_acc": ours[1],
-               "digitlab_test_acc": ours[2], "plain_pytorch_s": round(base[0], 3), "plain_pytorch_test_acc": base[2],
-               "speedup_vs_plain": round(base[0] / ours[0], 3), "goal_s": 3.6, "commit": env["commit"],
-               "threads": env.get("torch_threads")}
+
+    # One tiny run of each first: the first optimizer step of a process imports torch._dynamo (about 1 s),
+    # which is start-up cost, not training time, and would otherwise land in whichever loop runs first.
+    warm = _Tiny(data)
+    digitlab_run(warm, seed=0)
+    plain_pytorch_run(warm, seed=0)
+
+    def best_of(run, **kw):
+        return min((run(data, seed=i, **kw) for i in range(args.repeats)), key=lambda r: r[0])
+
+    ours = best_of(digitlab_run)
+    fp32 = best_of(digitlab_run, cpu_amp=False) if use_cpu_bf16(None) else ours
+    base = best_of(plain_pytorch_run)
+    precision = "bf16 autocast" if use_cpu_bf16(None) else "float32"
+    for name, r in ((f"digitlab ({precision})", ours), ("digitlab (float32)", fp32), ("plain PyTorch", base)):
+        print(f"{name:24s}: {r[0]:6.2f} s wall  {r[1]:6.2f} s CPU  train acc {r[2]:.4f}  test acc {r[3]:.4f}")
+    print(f"speed-up vs plain PyTorch: {base[0] / ours[0]:.2f}x wall, {base[1] / ours[1]:.2f}x CPU "
+          f"(float32 only: {base[0] / fp32[0]:.2f}x wall)")
+    figures = {"bench": "seed_mlp", "digitlab_s": round(ours[0], 3), "digitlab_cpu_s": round(ours[1], 3),
+               "digitlab_precision": precision, "digitlab_train_acc": ours[2], "digitlab_test_acc": ours[3],
+               "digitlab_fp32_s": round(fp32[0], 3), "digitlab_fp32_test_acc": fp32[3],
+               "plain_pytorch_s": round(base[0], 3), "plain_pytorch_cpu_s": round(base[1], 3),
+               "plain_pytorch_test_acc": base[3], "speedup_vs_plain": round(base[0] / ours[0], 3), "goal_s": 3.6,
+               "commit": env["commit"], "threads": env.get("torch_threads"), "load_average": env.get("load_average")}
     keras = keras_run(data)
     if keras is None:
         print("keras: not installed (the issue's reference: about 18 s for these 5 epochs on a 2-core machine)")
-        print(f"ratio vs the reference 18 s: {18.0 / ours[0]:.2f}x (goal >= 5x)")
+        print(f"ratio vs the reference 18 s: {18.0 / ours[0]:.2f}x (goal >= 5x, i.e. <= 3.6 s)")
     else:
         print(f"keras         : {keras[0]:6.2f} s  train acc {keras[1]:.4f}  test acc {keras[2]:.4f}")
         print(f"speed-up vs keras: {keras[0] / ours[0]:.2f}x (goal >= 5x)")

@@ -84,7 +84,11 @@ def test_keep_best_restores_the_weights_of_the_best_val_loss_epoch(tiny_digits):
     history = fit(model, x[:200], y[:200], config, validation_data=(xv, yv), verbose=False)
     best = min(history["val_loss"])
     assert best < history["val_loss"][-1]  # the last epoch was not the best, so restoring matters
-    loss, _ = evaluate_tensors(model, to_input_tensor(xv), to_label_tensor(yv))
+    # The per-epoch validation runs in the training precision (bf16 on CPUs with bf16 hardware).
+    from digitlab.train.device import use_cpu_bf16
+
+    amp = use_cpu_bf16(config.cpu_amp)
+    loss, _ = evaluate_tensors(model, to_input_tensor(xv), to_label_tensor(yv), amp=amp)
     assert loss == pytest.approx(best, rel=1e-5)
 
 

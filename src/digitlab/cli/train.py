@@ -13,7 +13,7 @@ CONFIG_FLAGS = {
     "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,
     "augment": str, "val_split": int, "early_stopping": int, "seed": int,
 }
-BOOL_FLAGS = ("keep_best", "channels_last", "compile")
+BOOL_FLAGS = ("keep_best", "channels_last", "compile", "cpu_amp")
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +44,9 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--keep-best", action="store_true", default=None, help="restore the best val_loss weights")
     g.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory layout")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--cpu-bf16", dest="cpu_amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast when training on a CPU (default: on where the CPU has bf16 hardware, "
+                        "AVX-512 BF16 or AMX; float32 elsewhere)")
     g.add_argument("--seed", type=int, help="random seed (default 0)")
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="architecture argument, e.g. --model-arg dropout=0.2 (repeatable)")

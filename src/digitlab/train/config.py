@@ -38,7 +38,9 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False  # torch.compile the model (CUDA mostly)
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
-    cpu_amp: bool = False  # bf16 autocast for CPU training too (presets opt in; needs oneDNN bf16, else fp32)
+    # bf16 autocast for CPU training: None = auto, on where the CPU has bf16 hardware (AVX-512 BF16, AMX),
+    # where it halves the GEMM time at the same accuracy; True also uses oneDNN's emulation elsewhere.
+    cpu_amp: bool | None = None
     eval_batch_size: int = 2048
 
     def __post_init__(self):

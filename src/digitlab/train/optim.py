@@ -1,9 +1,8 @@
 """Optimizers and learning-rate schedules, built from a TrainConfig.
 
-RMSprop uses Keras's defaults (lr 1e-3, rho 0.9, eps 1e-7). torch's RMSprop divides by
-sqrt(v) + eps where Keras 3 divides by sqrt(v + eps). The two agree to 0.1% for gradients well above
-sqrt(eps) ~ 3e-4, which is nearly all of them; a test compares steps with the Keras formula. On the real
-MNIST the article's figures come out the same (train 0.9891, test 0.978x).
+RMSprop is Keras's, defaults and formula: lr 1e-3, rho 0.9, eps 1e-7, and w -= lr g / sqrt(v + eps)
+(torch's RMSprop divides by sqrt(v) + eps instead), see digitlab.train.rmsprop. Adam, AdamW and SGD
+are torch's, with foreach kernels.
 """
 
 from __future__ import annotations
@@ -18,7 +17,9 @@ def make_optimizer(params, config: TrainConfig):
 
     lr, wd = config.learning_rate, config.weight_decay
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=config.rho, eps=config.eps, weight_decay=wd, foreach=True)
+        from digitlab.train.rmsprop import KerasRMSprop
+
+        return KerasRMSprop(params, lr=lr, rho=config.rho, eps=config.eps, weight_decay=wd)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, eps=config.eps, weight_decay=wd, foreach=True)
     if config.optimizer == "adamw":
