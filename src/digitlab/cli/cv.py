@@ -16,16 +16,19 @@ import argparse
 from digitlab.cli.common import add_data_args, add_device_args, load_data
 from digitlab.cli.train import add_model_args, add_train_config_args, resolve_config
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("auto", "local", "processes", "ray")
 LEAK_WARNING = ("--reuse-model: ONE network is trained across the folds (the article's protocol), so from "
                 "fold 2 on it has already trained on each test fold: these scores are LEAKY, not estimates")
 
 
 def add_executor_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("execution")
-    g.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="where the folds run: local (one after another in this process) or ray "
-                        "(one Ray task per fold; needs the 'ray' extra)")
+    g.add_argument("--executor", choices=EXECUTORS, default="auto",
+                   help="where the folds run: local (one after another in this process), processes (folds side "
+                        "by side in worker processes on this machine), ray (one Ray task per fold; needs the "
+                        "'ray' extra), or auto (default: processes on a multi-core CPU, else local)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes: folds run at once (default: one per physical core)")
     g.add_argument("--address", default=None, metavar="HOST:PORT",
                    help="ray: the head of an existing Ray cluster (or 'auto'); default: start Ray on this machine")
     g.add_argument("--cpus-per-fold", type=int, default=1, metavar="N",
@@ -35,17 +38,42 @@ def add_executor_args(parser: argparse.ArgumentParser) -> None:
 
 
 def make_executor(args):
-    """The fold executor named by --executor."""
+    """The fold executor named by --executor ("auto" picks processes or local, see choose_auto)."""
     from digitlab.errors import ConfigError
     from digitlab.evaluate.crossval import LocalExecutor
 
     if args.executor == "ray":
         from digitlab.evaluate.ray_executor import RayExecutor
 
+        if args.workers is not None:
+            raise ConfigError("--workers applies to --executor processes; Ray sizes folds with --cpus-per-fold")
         return RayExecutor(address=args.address, cpus_per_fold=args.cpus_per_fold, gpus_per_fold=args.gpus_per_fold)
     if args.address is not None or args.cpus_per_fold != 1 or args.gpus_per_fold:
         raise ConfigError("--address, --cpus-per-fold and --gpus-per-fold apply to --executor ray")
+    name = choose_auto(args) if args.executor == "auto" else args.executor
+    if name == "processes":
+        from digitlab.evaluate.process_executor import ProcessExecutor
+
+        return ProcessExecutor(workers=args.workers)
+    if args.workers is not None and args.executor == "local":
+        raise ConfigError("--workers applies to --executor processes (local runs one fold at a time)")
     return LocalExecutor()
+
+
+def choose_auto(args) -> str:
+    """processes when the folds train on a CPU with more than one core; local otherwise.
+
+    Local for a GPU (one device, folds one after another), for one core, and for --reuse-model
+    (one network across the folds cannot be split).
+    """
+    from digitlab.evaluate.process_executor import physical_cores
+    from digitlab.train.device import resolve_device
+
+    if getattr(args, "reuse_model", False) or resolve_device(args.device).type != "cpu":
+        return "local"
+    if args.workers is not None:
+        return "processes"
+    return "processes" if physical_cores() > 1 else "local"
 
 
 def add_parser(subparsers) -> None:
@@ -97,6 +125,9 @@ def run(args) -> int:
     model, model_kwargs, config = resolve_config(args)
     output = args.output or f"runs/cv-{args.preset or model}"
     # The executor first: a missing `ray` extra should fail before the data loads.
+    if args.reuse_model and args.executor not in ("auto", "local"):
+        raise ConfigError("--reuse-model trains one network across the folds, so it cannot run on "
+                          f"--executor {args.executor}: use --executor local")
     executor = None if args.reuse_model else make_executor(args)
     data = load_data(args)
     x, y = data.x_train, data.y_train
@@ -105,9 +136,6 @@ def run(args) -> int:
             raise ConfigError(f"--subset {args.subset}: choose between 2 and {len(x)} images")
         x, y = x[: args.subset], y[: args.subset]
     if args.reuse_model:
-        if args.executor != "local":
-            raise ConfigError("--reuse-model trains one network across the folds, so it cannot run on "
-                              f"--executor {args.executor}: use --executor local")
         print(f"WARNING {LEAK_WARNING}", flush=True)
     result = cross_validate(
         model, x, y, folds=args.folds, config=config, model_kwargs=model_kwargs, seed=args.seed,

@@ -291,17 +291,25 @@ def cross_validate(model_name: str, x, y, *, folds: int = 5, config: TrainConfig
         else:
             cv_store.clear_folds(out)
 
+    todo = [t for t in tasks if t.fold not in done]
+    waiting: dict[int, FoldResult] = {}
+    report_order = [t.fold for t in todo]
+
     def finished(result: FoldResult) -> None:
+        # Saved at once (a crash loses no finished fold), reported in fold order: parallel executors
+        # finish folds out of order, and the article's "> 97.717" lines carry no fold number.
         if out is not None:
             cv_store.save_fold(out, result, keys[result.fold])
-        if on_result is not None:
-            on_result(result)
+        waiting[result.fold] = result
+        while report_order and report_order[0] in waiting:
+            ready = waiting.pop(report_order.pop(0))
+            if on_result is not None:
+                on_result(ready)
 
     started = time.perf_counter()
     for fold in sorted(done):
         if on_result is not None:
             on_result(done[fold])
-    todo = [t for t in tasks if t.fold not in done]
     if todo:
         if reuse_model:
             fresh = _run_reusing_model(todo, x, y, finished)

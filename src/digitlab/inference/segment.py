@@ -3,11 +3,13 @@
 1. Connected components of the ink mask; specks (dust, noise) are dropped.
 2. Pieces of a broken digit are merged: a piece that sits mostly above or below another (the two
    strokes of a 4), or a fragment (short, or small) joins the digit it overlaps or is nearest to.
-3. Touching digits are split. A group wider than 0.8 of its height is cut along top-to-bottom paths
-   that cross the least ink (they may bend between digits that overlap). With a classifier, the
-   split is kept when the parts read as digits better than the whole: model log-probabilities plus
-   a prior on each digit's width/height (MNIST's, per class), against a prior odds for no split.
-   Without one, only groups wider than 1.3x their height are cut, at the cheapest path.
+3. With a classifier (_read_line): each group is over-segmented into atoms along candidate cut
+   paths (top to bottom, crossing little ink, bending between overlapping digits); every run of up
+   to MAX_ATOMS consecutive atoms is a candidate digit, all classified in one batch, and the reading
+   is the best-scoring chain of candidates (dynamic programming): model log-probability, MNIST's
+   per-class width/height prior, penalties for short, wide or gapped candidates, a cost per stroke
+   that a kept cut crosses, and a per-digit bonus. This fixes over- and under-splits alike.
+   Without one, a group wider than 1.3x its height is cut at the cheapest path, recursively.
 
 Masks and boxes are in the working image's pixels; boxes are (y0, x0, y1, x1), end-exclusive.
 """
@@ -20,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from digitlab.inference.components import BIG_PIECE, Components, box_gap, label_components, mask_of, union_box
-from digitlab.inference.digit28 import digit_to_28
+from digitlab.inference.digit28 import digit_to_28, stroke_width
 
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) float32 -> probabilities (N, C)
 
@@ -38,6 +40,21 @@ ASPECT_WEIGHT = 0.5   # weight of the width/height prior against the model's log
 # log(width / height) of MNIST training digits per class 0-9 (bounding box of pixels > 127): mean, std
 ASPECT_LOG_MEAN = (-0.119, -1.007, -0.083, -0.262, -0.270, -0.086, -0.360, -0.294, -0.311, -0.433)
 ASPECT_LOG_STD = (0.218, 0.489, 0.242, 0.226, 0.229, 0.286, 0.229, 0.230, 0.237, 0.215)
+MAX_ATOMS = 4         # a digit is at most 4 atoms
+MAX_WIDTH = 1.6       # ... and at most 1.6 line heights wide
+CUTTABLE = 0.45       # components narrower than 45% of the line height are one digit or part of one
+MIN_ATOM = 0.12       # a cut leaves atoms at least 12% of the line height wide
+MIN_ATOM_AREA = 0.01  # ... with at least 1% of a line height squared of ink
+CUT_SPACING = 0.2     # candidate cuts are at least 20% of a line height apart
+MAX_CUT_STROKES = 2.0 # a cut crosses at most two strokes' worth of ink
+CUT_WEIGHT = 1.0      # cost per stroke crossed by a cut the reading keeps
+SHORT = 0.75          # a digit shorter than 75% of the line is likely a piece of one
+SHORT_WEIGHT = 3.0    # cost per unit of log(SHORT * line height / height)
+GAP_WEIGHT = 1.0      # cost per line height of empty columns inside a digit
+DIGIT_BONUS = 0.5     # added per digit: > 0 favours more, smaller digits
+WIDE = 1.0            # a digit wider than the line is tall is likely two that touch
+WIDE_WEIGHT = 1.0     # cost per line height of width beyond WIDE
+RUN_ASPECT_WEIGHT = 0.25  # the width/height prior's weight in a candidate's score
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,8 @@ def segment_line(ink: np.ndarray, mask: np.ndarray, classify: Classify | None = 
     if len(comps) == 0:
         return []
     keep = [i for i in range(len(comps)) if comps.areas[i] >= SPECK * comps.areas.max()]
+    if classify is not None:
+        return _read_line(ink, mask, comps, keep, classify)
     groups = _merge_pieces(comps, keep)
     segments: list[Segment] = []
     for group in groups:
@@ -244,3 +263,196 @@ def _cut(group_mask: np.ndarray, box, left_of: np.ndarray) -> tuple[Segment, Seg
         side[y0:y1, x0:x1] = kept
         out.append(Segment(side, (y0 + int(rows[0]), x0 + int(cols[0]), y0 + int(rows[-1]) + 1, x0 + int(cols[-1]) + 1)))
     return out[0], out[1]
+
+
+# -- with a classifier: the best path through an over-segmentation ------------------------------------
+
+@dataclass(frozen=True)
+class _Atom:
+    """A piece of ink that no digit splits: a component, or the part of one between two cuts."""
+
+    mask: np.ndarray   # bool, the working image's shape
+    centre_x: float    # centre of mass: atoms are read in this order
+    component: int
+    index: int         # its place among its component's atoms, left to right
+
+
+def _read_line(ink, mask, comps: Components, keep: list[int], classify: Classify) -> list[Segment]:
+    """The segments of the best reading of the line (step 3 with a classifier).
+
+    Every run of up to MAX_ATOMS consecutive atoms is a candidate digit, scored by _run_score; the
+    reading is the chain of runs covering all atoms with the highest total score, less the cost of
+    the cuts through ink it keeps (dynamic programming over the atoms, left to right).
+    """
+    line_height = _line_height(comps, keep)
+    stroke = _stroke_width(mask)
+    atoms: list[_Atom] = []
+    cuts: list[tuple[int, int, float]] = []  # (component, index of the atom left of it, strokes crossed)
+    for c, group in enumerate(_merge_pieces(comps, keep)):
+        pieces, crossed = _atoms_of(mask_of(comps, group), union_box(comps.boxes[group]), line_height, stroke)
+        atoms += [_Atom(p, _centre_x(p), c, k) for k, p in enumerate(pieces)]
+        cuts += [(c, k, n / stroke) for k, n in enumerate(crossed)]
+    atoms.sort(key=lambda a: a.centre_x)
+    n = len(atoms)
+    runs = [(i, j) for i in range(n) for j in range(i + 1, min(i + MAX_ATOMS, n) + 1)]
+    masks = {run: np.logical_or.reduce([a.mask for a in atoms[run[0] : run[1]]]) for run in runs}
+    runs = [run for run in runs if run[1] - run[0] == 1 or _plausible(masks[run], line_height)]
+    probs = classify(np.stack([digit_to_28(ink, masks[run]) for run in runs]))
+    score = {run: _run_score(masks[run], p, line_height) for run, p in zip(runs, probs)}
+    # Ending a digit between atoms k-1 and k keeps every cut that separates them.
+    position = {(a.component, a.index): k for k, a in enumerate(atoms)}
+    boundary = np.zeros(n + 1)
+    for c, k, strokes in cuts:
+        left, right = sorted((position[(c, k)], position[(c, k + 1)]))
+        boundary[left + 1 : right + 1] += CUT_WEIGHT * strokes
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    start = np.zeros(n + 1, np.int64)
+    for j in range(1, n + 1):
+        for i in range(max(0, j - MAX_ATOMS), j):
+            if (i, j) in score and best[i] + score[(i, j)] - boundary[i] > best[j]:
+                best[j], start[j] = best[i] + score[(i, j)] - boundary[i], i
+    segments, j = [], n
+    while j > 0:
+        run = (int(start[j]), j)
+        segments.append(Segment(masks[run], _box_of(masks[run])))
+        j = run[0]
+    return segments[::-1]
+
+
+def _run_score(mask: np.ndarray, probs: np.ndarray, line_height: float) -> float:
+    """How well a candidate reads as one digit: the model's log probability plus the width/height
+    prior of the class that maximises their sum, less penalties for being short (a piece of a digit),
+    for columns without ink inside it (two digits with space between) and for being wide."""
+    y0, x0, y1, x1 = _box_of(mask)
+    height = y1 - y0
+    log_p = np.log(np.maximum(probs, 1e-6))
+    if len(probs) == len(ASPECT_LOG_MEAN):
+        z = (np.log((x1 - x0) / height) - np.array(ASPECT_LOG_MEAN)) / np.array(ASPECT_LOG_STD)
+        log_p = log_p - RUN_ASPECT_WEIGHT * 0.5 * z**2
+    short = max(0.0, np.log(SHORT * line_height / height))
+    cols = mask[y0:y1, x0:x1].any(axis=0)
+    gap = _longest_false_run(cols) / line_height
+    wide = max(0.0, (x1 - x0) / line_height - WIDE)
+    return float(log_p.max()) - SHORT_WEIGHT * short - GAP_WEIGHT * gap - WIDE_WEIGHT * wide + DIGIT_BONUS
+
+
+def _plausible(mask: np.ndarray, line_height: float) -> bool:
+    """A run of atoms may be one digit: not wider than MAX_WIDTH line heights."""
+    cols = np.flatnonzero(mask.any(axis=0))
+    return cols[-1] + 1 - cols[0] <= MAX_WIDTH * line_height
+
+
+def _atoms_of(group_mask: np.ndarray, box, line_height: float, stroke: float) -> tuple[list[np.ndarray], list[int]]:
+    """A group cut into atoms along candidate paths: (full-size masks left to right, ink pixels
+    each cut crosses)."""
+    y0, x0, y1, x1 = box
+    local = group_mask[y0:y1, x0:x1]
+    paths = _cut_paths(local, line_height, stroke)
+    cols = np.arange(local.shape[1])[None, :]
+    pieces, crossed, left = [], [], np.zeros_like(local)
+    for path in paths + [None]:
+        left_of = np.ones_like(local) if path is None else cols < path[:, None]
+        full = np.zeros_like(group_mask)
+        full[y0:y1, x0:x1] = local & left_of & ~left
+        pieces.append(full)
+        if path is not None:
+            crossed.append(int(local[np.arange(len(path)), path].sum()))
+        left = left | left_of
+    return pieces, crossed
+
+
+def _cut_paths(local: np.ndarray, line_height: float, stroke: float) -> list[np.ndarray]:
+    """Candidate cuts of one component, left to right: top-to-bottom paths (one column per row,
+    moving at most one column a row, so they bend between overlapping digits) at the local minima
+    of the ink they cross, crossing at most MAX_CUT_STROKES strokes, leaving atoms at least
+    MIN_ATOM of a line height wide and of MIN_ATOM_AREA. Paths never cross each other."""
+    h, w = local.shape
+    margin = max(2, int(MIN_ATOM * line_height))
+    if w < max(2 * margin + 1, CUTTABLE * line_height):
+        return []
+    total, moves = _path_costs(local, margin, w - margin)
+    spacing = max(2, int(CUT_SPACING * line_height))
+    ends: list[int] = []
+    for end in np.argsort(total, kind="stable"):
+        if not np.isfinite(total[end]) or total[end] > MAX_CUT_STROKES * stroke:
+            break
+        window = total[max(0, end - spacing) : end + spacing + 1]
+        if total[end] <= window.min() and all(abs(int(end) - e) >= spacing for e in ends):
+            ends.append(int(end))
+    cols = np.arange(w)[None, :]
+    min_area = MIN_ATOM_AREA * line_height**2
+    paths: list[np.ndarray] = []
+    for end in sorted(ends):
+        path = _trace(moves, end)
+        if paths:
+            path = np.maximum(path, paths[-1])  # no crossing: stay right of the previous cut
+            before = local & (cols < path[:, None]) & ~(cols < paths[-1][:, None])
+        else:
+            before = local & (cols < path[:, None])
+        after = local & ~(cols < path[:, None])
+        if before.sum() >= min_area and after.sum() >= min_area:
+            paths.append(path)
+    return paths
+
+
+def _path_costs(local: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dynamic programming for top-to-bottom paths ending in columns [lo, hi): (cost of the cheapest
+    path ending at each column, inf outside; the move (-1, 0, +1) taken into each pixel). Cost: 1
+    per ink pixel crossed, 0.02 per step sideways (straight cuts win ties)."""
+    h, w = local.shape
+    cost = local.astype(np.float32)
+    cost[:, :lo] = np.inf
+    cost[:, hi:] = np.inf
+    total = cost[0].copy()
+    moves = np.zeros((h, w), np.int8)
+    for y in range(1, h):
+        left = np.concatenate([[np.inf], total[:-1]]) + 0.02
+        right = np.concatenate([total[1:], [np.inf]]) + 0.02
+        options = np.stack([left, total, right])
+        choice = np.argmin(options, axis=0)
+        total = options[choice, np.arange(w)] + cost[y]
+        moves[y] = choice - 1  # -1: came from the left column
+    return total, moves
+
+
+def _trace(moves: np.ndarray, end: int) -> np.ndarray:
+    """The path (column per row) ending at column `end` of the last row."""
+    path = np.empty(moves.shape[0], np.int64)
+    x = end
+    for y in range(moves.shape[0] - 1, -1, -1):
+        path[y] = x
+        x += int(moves[y, x]) if y > 0 else 0
+    return path
+
+
+def _line_height(comps: Components, keep: list[int]) -> float:
+    """Median height of the line's large components (digits, or touching digits: same height)."""
+    areas = comps.areas[keep]
+    heights = comps.boxes[keep, 2] - comps.boxes[keep, 0]
+    return float(np.median(heights[areas >= 0.3 * areas.max()]))
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of the line's ink in px (at least 1)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return max(stroke_width(crop.astype(np.float32), crop), 1.0)
+
+
+def _centre_x(mask: np.ndarray) -> float:
+    return float(np.nonzero(mask)[1].mean())
+
+
+def _box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def _longest_false_run(values: np.ndarray) -> int:
+    """Length of the longest run of False in a bool vector."""
+    best = run = 0
+    for v in values:
+        run = 0 if v else run + 1
+        best = max(best, run)
+    return best

@@ -24,22 +24,34 @@ class KerasRMSprop(torch.optim.Optimizer):
         if not (lr > 0 and 0.0 <= rho < 1.0 and eps > 0 and weight_decay >= 0):
             raise ValueError(f"invalid RMSprop settings: lr={lr}, rho={rho}, eps={eps}, weight_decay={weight_decay}")
         super().__init__(params, dict(lr=lr, alpha=rho, eps=eps, weight_decay=weight_decay))
-        self._scratch: dict = {}  # per parameter: 1 / sqrt(v + eps), reused every step and never saved
+        # per param group: its state lists and the 1 / sqrt(v + eps) buffers, reused every step, never saved
+        self._scratch: dict = {}
 
-    def _buffers(self, params: list) -> tuple[list, list]:
-        avgs, scratch = [], []
+    def _buffers(self, group: dict, params: list) -> tuple[list, list, list]:
+        """The group's (square averages, step counters, scratch buffers) for `params`, cached.
+
+        The lists are rebuilt only when the set of parameters with gradients changes: building
+        them costs more Python time per step than the arithmetic on the small tensors.
+        """
+        key = tuple(id(p) for p in params)
+        cached = self._scratch.get(id(group))
+        if cached is not None and cached[0] == key and all(p in self.state for p in params):
+            return cached[1]
+        avgs, steps, scratch = [], [], []
         for p in params:
             state = self.state[p]
             if not state:
                 state["step"] = torch.zeros((), dtype=torch.float32)
                 state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["step"] += 1
             avgs.append(state["square_avg"])
-            buf = self._scratch.get(p)
-            if buf is None or buf.shape != p.shape or buf.device != p.device:
-                buf = self._scratch[p] = torch.empty_like(state["square_avg"])
-            scratch.append(buf)
-        return avgs, scratch
+            steps.append(state["step"])
+            scratch.append(torch.empty_like(state["square_avg"]))
+        self._scratch[id(group)] = (key, (avgs, steps, scratch))
+        return avgs, steps, scratch
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        self._scratch.clear()  # the state tensors were replaced
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -54,7 +66,8 @@ class KerasRMSprop(torch.optim.Optimizer):
             grads = [p.grad for p in params]
             if group["weight_decay"]:
                 grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-            avgs, scratch = self._buffers(params)
+            avgs, steps, scratch = self._buffers(group, params)
+            torch._foreach_add_(steps, 1)
             rho = group["alpha"]
             torch._foreach_mul_(avgs, rho)
             torch._foreach_addcmul_(avgs, grads, grads, value=1.0 - rho)

@@ -1,0 +1,64 @@
+"""segment_line on small synthetic lines, with a stand-in classifier that reads everything as a
+confident 0: what is left to decide the segmentation is the cut costs and the shape priors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitlab.inference.segment import segment_line
+
+
+def ring(h: int = 60, w: int = 44, stroke: int = 7) -> np.ndarray:
+    """Bool (h, w): an upright ellipse outline, a '0' of MNIST's proportions."""
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    r = np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))
+    return np.abs(r - (1 - stroke / h)) < stroke / h
+
+
+def line_of(*pieces: tuple[np.ndarray, int]) -> np.ndarray:
+    """A line 100 px tall with each (mask, x) drawn at row 20, overlapping where they meet."""
+    canvas = np.zeros((100, 300), bool)
+    for mask, x in pieces:
+        canvas[20 : 20 + mask.shape[0], x : x + mask.shape[1]] |= mask
+    return canvas
+
+
+def confident_zero(x28: np.ndarray) -> np.ndarray:
+    probs = np.full((len(x28), 10), 0.08 / 9, np.float32)
+    probs[:, 0] = 0.92
+    return probs
+
+
+def boxes(mask: np.ndarray, classify=confident_zero):
+    return [s.box for s in segment_line(mask.astype(np.float32), mask, classify)]
+
+
+def test_one_ring_is_one_digit_even_when_its_halves_would_read_well():
+    assert len(boxes(line_of((ring(), 40)))) == 1
+
+
+def test_separate_rings_are_separate_digits_left_to_right():
+    found = boxes(line_of((ring(), 40), (ring(), 120), (ring(), 200)))
+    assert [b[1] for b in found] == sorted(b[1] for b in found)
+    assert [abs(b[1] - x) <= 2 for b, x in zip(found, (40, 120, 200))] == [True] * 3
+
+
+def test_touching_rings_are_two_digits():
+    found = boxes(line_of((ring(), 40), (ring(), 83)))  # 1 px of overlap: one component
+    assert len(found) == 2
+    left, right = found
+    assert abs(left[1] - 40) <= 2 and abs(right[3] - 127) <= 2
+    # The cut may bend through the right ring's loop (fewer ink pixels than the long contact).
+    assert 80 <= left[3] <= 96 and 80 <= right[1] <= 92
+
+
+def test_a_broken_stroke_stays_with_its_digit():
+    broken = ring()
+    broken[:, 20:24] = False  # the ring in two halves, 4 px apart
+    found = boxes(line_of((broken, 40), (ring(), 140)))
+    assert len(found) == 2 and found[0][1] <= 41 and found[0][3] >= 83
+
+
+def test_without_a_classifier_only_wide_groups_are_cut():
+    assert len(boxes(line_of((ring(), 40)), classify=None)) == 1
+    assert len(boxes(line_of((ring(), 40), (ring(), 80)), classify=None)) == 2
