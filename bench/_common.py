@@ -23,6 +23,25 @@ def setup_lines(device: str = "cpu") -> dict:
     return env
 
 
+def keras_reference(what: str, python: str | None, data_dir: str | None = None) -> dict | None:
+    """Time the article's Keras code on this machine (bench/keras_reference.py) under `python`, a
+    Python with TensorFlow and Keras; None when no such Python is given. `what` is "fit" or "cv"."""
+    import subprocess
+
+    python = python or os.environ.get("DIGITLAB_KERAS_PYTHON")
+    if not python:
+        return None
+    if data_dir is None:
+        data_dir = str(Path(os.environ.get("DIGITLAB_DATA_DIR", "../shared/data")) / "mnist")
+    script = Path(__file__).resolve().parent / "keras_reference.py"
+    done = subprocess.run([python, str(script), what, "--data-dir", data_dir], capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        print(f"keras reference failed (exit {done.returncode}): {tail[0]}")
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def emit_json(figures: dict) -> None:
     print(json.dumps(figures, sort_keys=True))
 
