@@ -32,7 +32,9 @@ def configure_threads(threads: int | None) -> int:
     """Set torch's intra-op threads; None keeps torch's default (one per physical core)."""
     import torch
 
-    if threads is not None:
+    # Only on a change: torch.set_num_threads re-initialises the OpenMP and MKL thread settings even for
+    # the count already in use, and the `fast` preset then trained 15-20% slower (5.5 s against 4.7 s).
+    if threads is not None and threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 
