@@ -26,10 +26,10 @@ KERAS_REFERENCE_S = 72.0  # the issue's measurement of Keras on the 2-core machi
 def make_executor(name: str):
     """The executor `digitlab cv --executor NAME` would use ("auto": processes on a multi-core CPU)."""
     from digitlab.evaluate.crossval import LocalExecutor
-    from digitlab.evaluate.process_executor import ProcessExecutor, physical_cores
+    from digitlab.evaluate.process_executor import ProcessExecutor, auto_executor
 
     if name == "auto":
-        name = "processes" if physical_cores() > 1 else "local"
+        return auto_executor("cpu")
     return ProcessExecutor() if name == "processes" else LocalExecutor()
 
 

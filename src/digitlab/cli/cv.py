@@ -66,14 +66,13 @@ def choose_auto(args) -> str:
     Local for a GPU (one device, folds one after another), for one core, and for --reuse-model
     (one network across the folds cannot be split).
     """
-    from digitlab.evaluate.process_executor import physical_cores
-    from digitlab.train.device import resolve_device
+    from digitlab.evaluate.process_executor import auto_executor
 
-    if getattr(args, "reuse_model", False) or resolve_device(args.device).type != "cpu":
+    if getattr(args, "reuse_model", False):
         return "local"
     if args.workers is not None:
         return "processes"
-    return "processes" if physical_cores() > 1 else "local"
+    return auto_executor(args.device).name
 
 
 def add_parser(subparsers) -> None:

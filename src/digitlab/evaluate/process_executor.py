@@ -128,3 +128,14 @@ def _with_threads(task, threads: int):
 
     return replace(task, config=task.config.replace(threads=threads, device="cpu"))
 
+
+
+def auto_executor(device: str = "auto"):
+    """What `--executor auto` runs: worker processes when the folds train on a CPU with more than one
+    core; otherwise (a GPU: one device for all folds; a single core) the folds one after another here."""
+    from digitlab.evaluate.crossval import LocalExecutor
+    from digitlab.train.device import resolve_device
+
+    if resolve_device(device).type == "cpu" and physical_cores() > 1:
+        return ProcessExecutor()
+    return LocalExecutor()

@@ -28,6 +28,7 @@ def reproduce_article(data, output, *, with_leaky: bool = False, folds: int = 5,
     from digitlab.evaluate.article import ARTICLE
     from digitlab.evaluate.artifacts import testset_diagnostics, write_cv_outputs, write_diagnostics
     from digitlab.evaluate.crossval import cross_validate
+    from digitlab.evaluate.process_executor import auto_executor
     from digitlab.files import ensure_dir, save_figure, write_json
     from digitlab.provenance import environment
     from digitlab.train.config import TrainConfig
@@ -72,6 +73,7 @@ def reproduce_article(data, output, *, with_leaky: bool = False, folds: int = 5,
                                                      if leaky else "fresh model per fold"))
         result = cross_validate(ARTICLE_MODEL, data.x_train, data.y_train, folds=folds, config=config, seed=seed,
                                 reuse_model=leaky, output=out / folder,
+                                executor=None if leaky else auto_executor(device),
                                 on_result=(lambda r, leaky=leaky: on_fold(r, leaky)) if on_fold else None)
         write_cv_outputs(result, data.x_train, data.y_train, classes=data.classes, dataset=data.name)
         log(f"Accuracy: mean={100 * result.mean:.3f} std={100 * result.std:.3f}, n={folds}"
