@@ -81,6 +81,9 @@ def main() -> None:
                         help="a Python with TensorFlow + Keras: time the article's Keras CV here too "
                              "(default: $DIGITLAB_KERAS_PYTHON); the goal is then 1/4 of that time")
     args = parser.parse_args()
+    from digitlab.train.device import prepare_training_process
+
+    prepare_training_process()  # as the CLI's training commands do, before torch starts its threads
 
     import numpy as np
 

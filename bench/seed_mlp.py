@@ -85,6 +85,9 @@ def main() -> None:
                         help="a Python with TensorFlow + Keras: time the article's Keras code here too "
                              "(default: $DIGITLAB_KERAS_PYTHON)")
     args = parser.parse_args()
+    from digitlab.train.device import prepare_training_process
+
+    prepare_training_process()  # as the CLI's training commands do, before torch starts its threads
 
     import torch
 

@@ -130,6 +130,9 @@ def summarize(times):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from digitlab.train.device import prepare_training_process
+
+    prepare_training_process()  # as the CLI's training commands do, before torch starts its threads
     import torch
 
     from digitlab.data.dataset import Dataset, load_dataset

@@ -31,8 +31,33 @@ def test_tune_allocator_applies_on_glibc_and_is_idempotent():
     assert dev.tune_allocator() is True
 
 
-def test_cpu_float_mode_flushes_denormals_only_inside():
+def test_cpu_float_mode_flushes_denormals_only_inside(monkeypatch):
+    monkeypatch.setattr(dev, "_process_prepared", False)
+    torch.set_flush_denormal(False)  # torch's default (a CLI test in this process may have changed it)
     tiny = torch.tensor([1e-39])  # a float32 denormal
     with dev.cpu_float_mode():
         assert float(tiny * 1.0) == 0.0
     assert float(tiny * 1.0) > 0.0  # torch's default (denormals kept) is back afterwards
+
+
+def test_a_prepared_process_keeps_flushing_after_fit(monkeypatch):
+    monkeypatch.setattr(dev, "_process_prepared", False)
+    try:
+        dev.prepare_training_process()
+        with dev.cpu_float_mode():
+            pass
+        assert float(torch.tensor([1e-39]) * 1.0) == 0.0
+    finally:
+        torch.set_flush_denormal(False)
+
+
+@pytest.mark.parametrize("argv, trains", [
+    (["train", "--epochs", "0"], True), (["cv", "--folds", "1"], True), (["models"], False),
+])
+def test_training_commands_prepare_the_process_first(argv, trains, monkeypatch, capsys):
+    from digitlab.cli.main import main
+
+    calls = []
+    monkeypatch.setattr(dev, "prepare_training_process", lambda: calls.append(argv[0]))
+    main(argv)  # train/cv fail on the bad setting, after the preparation
+    assert calls == ([argv[0]] if trains else [])

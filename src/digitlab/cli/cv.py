@@ -96,7 +96,7 @@ def add_parser(subparsers) -> None:
     add_executor_args(p)
     add_data_args(p)
     add_device_args(p)
-    p.set_defaults(handler=run, seed=1)  # seed 1: the article's KFold random_state
+    p.set_defaults(handler=run, seed=1, trains=True)  # seed 1: the article's KFold random_state
 
 
 def format_fold(result, leaky: bool) -> str:

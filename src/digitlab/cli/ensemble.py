@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
     add_train_config_args(p)
     add_data_args(p)
     add_device_args(p)
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, trains=True)
 
 
 def _arguments(args) -> dict:

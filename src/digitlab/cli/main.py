@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    if getattr(args, "trains", False):
+        # Before torch starts its thread pool, so that every pool thread inherits the setting.
+        from digitlab.train.device import prepare_training_process
+
+        prepare_training_process()
     try:
         return int(handler(args) or 0)
     except DigitlabError as exc:

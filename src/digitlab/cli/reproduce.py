@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=1, help="split and training seed (default 1, the article's random_state)")
     add_data_args(p)
     add_device_args(p)
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, trains=True)
 
 
 def run(args) -> int:

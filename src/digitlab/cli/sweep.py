@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
     add_executor_args(p)
     add_data_args(p)
     add_device_args(p)
-    p.set_defaults(handler=run, seed=1)  # also the KFold split seed and the sampler seed
+    p.set_defaults(handler=run, seed=1, trains=True)  # also the KFold split seed and the sampler seed
 
 
 def format_trial(row: dict, total: int) -> str:

@@ -123,7 +123,7 @@ def add_parser(subparsers) -> None:
     g.add_argument("--keep-checkpoints", type=int, default=None, metavar="K", help="keep the newest K (default 3)")
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue RUN_DIR from its last complete checkpoint, with the settings saved in it")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, trains=True)
 
 
 def _resume_plan(args):

@@ -38,8 +38,11 @@ def physical_cores() -> int:
 def _init_worker(x, y, threads: int) -> None:
     import torch
 
+    from digitlab.train.device import prepare_training_process
+
     global _POOL_X, _POOL_Y
     _POOL_X, _POOL_Y = x, y
+    prepare_training_process()  # a spawned worker starts bare; a forked one has it already
     torch.set_num_threads(threads)
 
 
