@@ -143,3 +143,22 @@ def test_cli_flags_reach_the_config():
         "adamw", 0.002, 0.05, "cosine", 1.5)
     assert (config.label_smoothing, config.augment, config.val_split, config.early_stopping) == (0.1, "elastic", 5000, 3)
     assert config.keep_best and config.channels_last and config.epochs == 9
+
+
+@pytest.mark.parametrize("flag, expected", [([], None), (["--cpu-bf16"], True), (["--no-cpu-bf16"], False)])
+def test_cpu_bf16_flag(flag, expected):
+    _, _, config = resolve_config(build_parser().parse_args(["train", *flag]))
+    assert config.cpu_amp is expected  # None: automatic, on where the CPU has bf16 hardware
+    # A preset's choice holds unless the flag is given.
+    _, _, preset_config = resolve_config(build_parser().parse_args(["train", "--preset", "fast", *flag]))
+    assert preset_config.cpu_amp is (True if expected is None else expected)
+
+
+def test_float32_training_when_bf16_is_off(tiny_digits, monkeypatch):
+    # With cpu_amp=False nothing runs in bf16: the validation loss equals a float32 evaluation exactly.
+    x, y = tiny_digits
+    model = _fast()
+    history = fit(model, x[:300], y[:300], BASE.replace(epochs=1, cpu_amp=False), validation_data=(x[300:], y[300:]),
+                  verbose=False)
+    loss, _ = evaluate_tensors(model, to_input_tensor(x[300:]), to_label_tensor(y[300:]), amp=False)
+    assert history["val_loss"][-1] == pytest.approx(loss, rel=1e-6)
