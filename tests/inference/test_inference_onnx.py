@@ -62,3 +62,64 @@ def test_a_corrupt_onnx_file_is_a_model_error(tmp_path):
     bad.write_bytes(b"not a protobuf")
     with pytest.raises(ModelError, match="cannot load ONNX model"):
         Recognizer.load(bad)
+
+
+# -- int8 -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained_mlp(mnist):
+    """An mlp trained for two seconds on 3,000 MNIST images: confident enough that int8 agreement means
+    something (an untrained net's near-uniform outputs flip under any rounding)."""
+    import torch
+
+    from digitlab.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mlp")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.from_numpy(mnist.x_train[:3000].astype(np.float32) / 255).unsqueeze(1)
+    y = torch.from_numpy(mnist.y_train[:3000].astype(np.int64))
+    for _ in range(4):
+        for i in range(0, 3000, 100):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[i : i + 100]), y[i : i + 100]).backward()
+            opt.step()
+    model.digitlab_meta = {"architecture": {"name": "mlp"}}
+    return model.eval()
+
+
+def test_int8_export_is_quantized_agrees_with_torch_and_keeps_metadata(trained_mlp, mnist, tmp_path):
+    import onnx
+
+    calibration = mnist.x_train[3000:3500].astype(np.float32) / 255
+    fp32 = onnx_export.export_onnx(trained_mlp, tmp_path / "fp32.onnx", parity_n=300)
+    result = onnx_export.export_onnx(trained_mlp, tmp_path / "int8.onnx", parity_n=300, quantize="int8",
+                                     calibration=calibration)
+    assert result["quantize"] == "int8" and result["agreement"] >= onnx_export.INT8_AGREEMENT
+    assert result["max_abs_diff"] > fp32["max_abs_diff"]  # it really is a different (rounded) model
+    proto = onnx.load(str(tmp_path / "int8.onnx"))
+    int8_weights = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert sum(int(np.prod(t.dims)) for t in int8_weights) >= 784 * 512  # dense1's weights are int8
+    assert (tmp_path / "int8.onnx").stat().st_size < 0.4 * (tmp_path / "fp32.onnx").stat().st_size
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props["digitlab.quantization"])["calibration_images"] == 500
+    assert json.loads(props["digitlab.architecture"])["name"] == "mlp"
+    x = mnist.x_test[:500].astype(np.float32) / 255
+    probs = onnx_export.OnnxBackend(tmp_path / "int8.onnx")(x)
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+    assert (probs.argmax(1) == mnist.y_test[:500]).mean() > 0.85  # it learned and int8 kept it
+
+
+def test_int8_export_that_disagrees_leaves_no_file(trained_mlp, mnist, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_export, "INT8_AGREEMENT", 1.01)  # nothing can pass: the failure path
+    with pytest.raises(ModelError, match="int8 parity check failed"):
+        onnx_export.export_onnx(trained_mlp, tmp_path / "m.onnx", parity_n=100, quantize="int8",
+                                calibration=mnist.x_train[:100].astype(np.float32) / 255)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_quantization_is_a_config_error(trained_mlp, tmp_path):
+    from digitlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown quantization 'int4'"):
+        onnx_export.export_onnx(trained_mlp, tmp_path / "m.onnx", quantize="int4")

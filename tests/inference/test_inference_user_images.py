@@ -39,12 +39,13 @@ def test_user_images_are_recognised_and_naive_preprocessing_is_not(mnist, shippe
 
 
 def test_multi_digit_numbers_are_read(mnist, shipped):
-    """The issue's goal is 95% of whole numbers; this build measures about 91% (touching and
-    overlapping pairs are the misses, see bench/user_images.py). The floor here catches regressions
-    without pretending the goal is met."""
+    """The issue's goal is 95% of whole numbers; this build reads about 95% (94.7-95.0% over 300-1000
+    numbers on seeds 1, 7 and 11, see bench/user_images.py; 95.0% on these 120, 96.7% with the right
+    digit count). The misses are digits touching along a long contact and halves of a digit read
+    as two. The floor (6 more misses than now) catches regressions without pretending the goal is met."""
     numbers = render_number_set(mnist.x_test[5000:], mnist.y_test[5000:], 120, seed=2)
     read = [shipped.read(data).number for data, _ in numbers]
     accuracy = float(np.mean([r == truth for r, (_, truth) in zip(read, numbers)]))
     digits = float(np.mean([len(r) == len(t) for r, (_, t) in zip(read, numbers)]))
     print(f"numbers of 3-6 digits read whole: {accuracy:.4f} (right digit count {digits:.4f})")
-    assert accuracy >= 0.85 and digits >= 0.9
+    assert accuracy >= 0.9 and digits >= 0.93

@@ -62,3 +62,19 @@ def test_a_broken_stroke_stays_with_its_digit():
 def test_without_a_classifier_only_wide_groups_are_cut():
     assert len(boxes(line_of((ring(), 40)), classify=None)) == 1
     assert len(boxes(line_of((ring(), 40), (ring(), 80)), classify=None)) == 2
+
+
+def test_cuts_anchored_at_a_middle_row_pass_through_it_and_cost_the_ink_they_cross():
+    from digitlab.inference.segment import _anchored_paths
+
+    # A bar across the top half, open below: a path through the middle row's gap crosses only the bar.
+    local = np.zeros((20, 15), bool)
+    local[2:5, :] = True
+    local[8:, 4:11] = True
+    local[8:, 7] = False  # a one-column slot through the lower half
+    total, trace = _anchored_paths(local, 10, 2, 13)
+    assert np.isinf(total[:2]).all() and np.isinf(total[13:]).all()
+    path = trace(7)
+    assert path.shape == (20,) and path[10] == 7 and np.abs(np.diff(path)).max() <= 1
+    assert total[7] == local[np.arange(20), path].sum() == 3  # the bar's three rows, nothing else
+    assert total[5] > total[7]

@@ -4,10 +4,12 @@
 2. Pieces of a broken digit are merged: a piece that sits mostly above or below another (the two
    strokes of a 4), or a fragment (short, or small) joins the digit it overlaps or is nearest to.
 3. With a classifier (_read_line): each group is over-segmented into atoms along candidate cut
-   paths (top to bottom, crossing little ink, bending between overlapping digits); every run of up
+   paths (top to bottom, crossing little ink, bending between overlapping digits; the cheapest paths
+   through the top, middle and bottom rows, so a long contact gets several tries); every run of up
    to MAX_ATOMS consecutive atoms is a candidate digit, all classified in one batch, and the reading
    is the best-scoring chain of candidates (dynamic programming): model log-probability, MNIST's
-   per-class width/height prior, penalties for short, wide or gapped candidates, a cost per stroke
+   per-class width/height prior (a steep extra cost beyond ODD_ASPECT standard deviations: half a 0
+   is no 6), penalties for short, wide or gapped candidates, a cost per stroke
    that a kept cut crosses, and a per-digit bonus. This fixes over- and under-splits alike.
    Without one, a group wider than 1.3x its height is cut at the cheapest path, recursively.
 
@@ -32,11 +34,8 @@ ABOVE = 0.5           # two pieces overlapping in x by half the narrower one are
 TALL = 0.6            # ... unless both are at least 60% of the line height (two digits side by side)
 MIN_PART = 0.2        # a split part is at least 20% of the group's height wide
 MIN_HEIGHT = 0.5      # ... and at least half its height tall
-MAX_ASPECT = 1.8      # wider than this (width / height) is never one digit
-MAX_CANDIDATES = 6    # cuts tried per group when a classifier decides
+MAX_CANDIDATES = 6    # cuts tried per group without a classifier (the first valid one is kept)
 MIN_SHARE = 0.2       # a cut leaves at least 20% of the piece it splits on each side
-SPLIT_LOG_PRIOR = -0.5  # log odds against a split: a group is one digit unless the parts read better
-ASPECT_WEIGHT = 0.5   # weight of the width/height prior against the model's log probability
 # log(width / height) of MNIST training digits per class 0-9 (bounding box of pixels > 127): mean, std
 ASPECT_LOG_MEAN = (-0.119, -1.007, -0.083, -0.262, -0.270, -0.086, -0.360, -0.294, -0.311, -0.433)
 ASPECT_LOG_STD = (0.218, 0.489, 0.242, 0.226, 0.229, 0.286, 0.229, 0.230, 0.237, 0.215)
@@ -51,10 +50,12 @@ CUT_WEIGHT = 1.0      # cost per stroke crossed by a cut the reading keeps
 SHORT = 0.75          # a digit shorter than 75% of the line is likely a piece of one
 SHORT_WEIGHT = 3.0    # cost per unit of log(SHORT * line height / height)
 GAP_WEIGHT = 1.0      # cost per line height of empty columns inside a digit
-DIGIT_BONUS = 0.5     # added per digit: > 0 favours more, smaller digits
+DIGIT_BONUS = 0.25    # added per digit: > 0 favours more, smaller digits
 WIDE = 1.0            # a digit wider than the line is tall is likely two that touch
 WIDE_WEIGHT = 1.0     # cost per line height of width beyond WIDE
-RUN_ASPECT_WEIGHT = 0.25  # the width/height prior's weight in a candidate's score
+RUN_ASPECT_WEIGHT = 0.1  # the width/height prior's weight in a candidate's score
+ODD_ASPECT = 2.5      # beyond 2.5 standard deviations a width/height is implausible for a class
+ODD_ASPECT_WEIGHT = 1.0  # cost per squared standard deviation beyond ODD_ASPECT
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Segment:
 def segment_line(ink: np.ndarray, mask: np.ndarray, classify: Classify | None = None) -> list[Segment]:
     """Segments of the digits in `mask` (bool (H, W)), ordered left to right.
 
-    ink: float32 (H, W) ink strength, used to render candidate parts when `classify` decides splits.
+    ink: float32 (H, W) ink strength, used to render candidate digits for `classify`.
     """
     comps = label_components(mask)
     if len(comps) == 0:
@@ -80,7 +81,7 @@ def segment_line(ink: np.ndarray, mask: np.ndarray, classify: Classify | None = 
     segments: list[Segment] = []
     for group in groups:
         group_mask = mask_of(comps, group)
-        segments.extend(_split(ink, group_mask, union_box(comps.boxes[group]), classify))
+        segments.extend(_split(group_mask, union_box(comps.boxes[group])))
     return sorted(segments, key=lambda s: (s.box[1] + s.box[3]) / 2)
 
 
@@ -140,47 +141,22 @@ def _merge_pieces(comps: Components, keep: list[int]) -> list[list[int]]:
     return groups
 
 
-def _split(ink, group_mask, box, classify) -> list[Segment]:
-    """Split a group into digits (step 3), recursively."""
+def _split(group_mask, box) -> list[Segment]:
+    """Split a group into digits without a classifier (step 3): a group wider than 1.3x its height
+    is cut along the cheapest path, recursively."""
     y0, x0, y1, x1 = box
     height, width = y1 - y0, x1 - x0
-    whole = Segment(group_mask, box)
-    aspect = width / max(height, 1)
-    if aspect <= 0.8 or width < 2 * MIN_PART * height:
-        return [whole]
+    if width <= 1.3 * height:
+        return [Segment(group_mask, box)]
     splits = _valid_splits(group_mask, box, int(MIN_PART * height))
     if not splits:
-        return [whole]
-    if classify is None:
-        if aspect <= 1.3:
-            return [whole]
-        left, right = splits[0]
-    else:
-        segments = [whole] + [p for pair in splits for p in pair]
-        probs = classify(np.stack([digit_to_28(ink, seg.mask) for seg in segments]))
-        scores = np.array([_digit_log_score(seg, p) for seg, p in zip(segments, probs)])
-        split_scores = scores[1::2] + scores[2::2] + SPLIT_LOG_PRIOR
-        k = int(np.argmax(split_scores))
-        if aspect <= MAX_ASPECT and split_scores[k] <= scores[0]:
-            return [whole]
-        left, right = splits[k]
-    return _split(ink, left.mask, left.box, classify) + _split(ink, right.mask, right.box, classify)
-
-
-def _digit_log_score(segment: Segment, probs: np.ndarray) -> float:
-    """How well `segment` reads as one digit: log of the model's top probability plus the log of how
-    usual its width / height is for that digit (MNIST's per-class log-normal, relative to its peak)."""
-    digit = int(np.argmax(probs))
-    score = float(np.log(max(float(probs[digit]), 1e-6)))
-    if len(probs) == len(ASPECT_LOG_MEAN):
-        y0, x0, y1, x1 = segment.box
-        z = (np.log((x1 - x0) / max(y1 - y0, 1)) - ASPECT_LOG_MEAN[digit]) / ASPECT_LOG_STD[digit]
-        score -= ASPECT_WEIGHT * 0.5 * float(z) ** 2
-    return score
+        return [Segment(group_mask, box)]
+    left, right = splits[0]
+    return _split(left.mask, left.box) + _split(right.mask, right.box)
 
 
 def _valid_splits(group_mask: np.ndarray, box, min_part: int) -> list[tuple[Segment, Segment]]:
-    """Up to MAX_CANDIDATES (left, right) splits along top-to-bottom paths, cheapest first.
+    """(left, right) splits along top-to-bottom paths, cheapest first (up to MAX_CANDIDATES).
 
     Touching or overlapping digits are one connected piece, so a cut must go through the group's
     largest piece (pieces that step 2 joined, like the bar of a 5, are not pulled apart again). The
@@ -212,37 +188,16 @@ def _valid_splits(group_mask: np.ndarray, box, min_part: int) -> list[tuple[Segm
 
 
 def _cheapest_paths(local: np.ndarray, lo: int, hi: int, k: int) -> list[np.ndarray]:
-    """Up to k cut paths (one column per row, moving at most one column a row) within [lo, hi),
-    cheapest first, ending at least 3 columns apart. Cost: 1 per ink pixel crossed, 0.02 per step
-    sideways (straight cuts win ties)."""
-    h, w = local.shape
-    cost = local.astype(np.float32)
-    cost[:, :lo] = np.inf
-    cost[:, hi:] = np.inf
-    total = cost[0].copy()
-    moves = np.zeros((h, w), np.int8)
-    for y in range(1, h):
-        left = np.concatenate([[np.inf], total[:-1]]) + 0.02
-        right = np.concatenate([total[1:], [np.inf]]) + 0.02
-        options = np.stack([left, total, right])
-        choice = np.argmin(options, axis=0)
-        total = options[choice, np.arange(w)] + cost[y]
-        moves[y] = choice - 1  # -1: came from the left column
+    """Up to k cut paths within [lo, hi) (see _path_costs), cheapest first, ending at least 3
+    columns apart."""
+    total, moves = _path_costs(local, lo, hi)
     ends: list[int] = []
     for end in np.argsort(total, kind="stable"):
         if not np.isfinite(total[end]) or len(ends) == k:
             break
         if all(abs(int(end) - e) >= 3 for e in ends):
             ends.append(int(end))
-    paths = []
-    for end in ends:
-        path = np.empty(h, np.int64)
-        x = end
-        for y in range(h - 1, -1, -1):
-            path[y] = x
-            x += int(moves[y, x]) if y > 0 else 0
-        paths.append(path)
-    return paths
+    return [_trace(moves, end) for end in ends]
 
 
 def _cut(group_mask: np.ndarray, box, left_of: np.ndarray) -> tuple[Segment, Segment] | None:
@@ -329,7 +284,7 @@ def _run_score(mask: np.ndarray, probs: np.ndarray, line_height: float) -> float
     log_p = np.log(np.maximum(probs, 1e-6))
     if len(probs) == len(ASPECT_LOG_MEAN):
         z = (np.log((x1 - x0) / height) - np.array(ASPECT_LOG_MEAN)) / np.array(ASPECT_LOG_STD)
-        log_p = log_p - RUN_ASPECT_WEIGHT * 0.5 * z**2
+        log_p = log_p - RUN_ASPECT_WEIGHT * 0.5 * z**2 - ODD_ASPECT_WEIGHT * np.maximum(0.0, np.abs(z) - ODD_ASPECT) ** 2
     short = max(0.0, np.log(SHORT * line_height / height))
     cols = mask[y0:y1, x0:x1].any(axis=0)
     gap = _longest_false_run(cols) / line_height
@@ -364,27 +319,38 @@ def _atoms_of(group_mask: np.ndarray, box, line_height: float, stroke: float) ->
 
 def _cut_paths(local: np.ndarray, line_height: float, stroke: float) -> list[np.ndarray]:
     """Candidate cuts of one component, left to right: top-to-bottom paths (one column per row,
-    moving at most one column a row, so they bend between overlapping digits) at the local minima
-    of the ink they cross, crossing at most MAX_CUT_STROKES strokes, leaving atoms at least
-    MIN_ATOM of a line height wide and of MIN_ATOM_AREA. Paths never cross each other."""
+    moving at most one column a row, so they bend between overlapping digits) crossing at most
+    MAX_CUT_STROKES strokes, leaving atoms at least MIN_ATOM of a line height wide and of
+    MIN_ATOM_AREA. Paths never cross each other.
+
+    The cheapest path through each column of an anchor row (the top, the middle, the bottom) is a
+    candidate where its cost is a local minimum along that row: anchoring the path at several rows
+    offers several cuts per contact region (the cheapest path ending at the bottom alone often bends
+    through one digit's loop instead of between two digits touching along a long contact)."""
     h, w = local.shape
     margin = max(2, int(MIN_ATOM * line_height))
     if w < max(2 * margin + 1, CUTTABLE * line_height):
         return []
-    total, moves = _path_costs(local, margin, w - margin)
     spacing = max(2, int(CUT_SPACING * line_height))
-    ends: list[int] = []
-    for end in np.argsort(total, kind="stable"):
-        if not np.isfinite(total[end]) or total[end] > MAX_CUT_STROKES * stroke:
-            break
-        window = total[max(0, end - spacing) : end + spacing + 1]
-        if total[end] <= window.min() and all(abs(int(end) - e) >= spacing for e in ends):
-            ends.append(int(end))
+    found: list[tuple[float, np.ndarray]] = []
+    for row in sorted({h - 1, 0, h // 2}):
+        total, trace = _anchored_paths(local, row, margin, w - margin)
+        ends: list[int] = []
+        for end in np.argsort(total, kind="stable"):
+            if not np.isfinite(total[end]) or total[end] > MAX_CUT_STROKES * stroke:
+                break
+            window = total[max(0, end - spacing) : end + spacing + 1]
+            if total[end] <= window.min() and all(abs(int(end) - e) >= spacing for e in ends):
+                ends.append(int(end))
+                found.append((float(total[end]), trace(int(end))))
+    chosen: list[np.ndarray] = []
+    for _, path in sorted(found, key=lambda f: f[0]):
+        if all(abs(float(path.mean() - other.mean())) >= spacing for other in chosen):
+            chosen.append(path)
     cols = np.arange(w)[None, :]
     min_area = MIN_ATOM_AREA * line_height**2
     paths: list[np.ndarray] = []
-    for end in sorted(ends):
-        path = _trace(moves, end)
+    for path in sorted(chosen, key=lambda p: float(p.mean())):
         if paths:
             path = np.maximum(path, paths[-1])  # no crossing: stay right of the previous cut
             before = local & (cols < path[:, None]) & ~(cols < paths[-1][:, None])
@@ -394,6 +360,19 @@ def _cut_paths(local: np.ndarray, line_height: float, stroke: float) -> list[np.
         if before.sum() >= min_area and after.sum() >= min_area:
             paths.append(path)
     return paths
+
+
+def _anchored_paths(local: np.ndarray, row: int, lo: int, hi: int):
+    """(cost of the cheapest top-to-bottom path through each column of `row`, inf outside [lo, hi);
+    a function column -> that path)."""
+    upper_total, upper_moves = _path_costs(local[: row + 1], lo, hi)
+    lower_total, lower_moves = _path_costs(local[row:][::-1], lo, hi)
+    total = upper_total + lower_total - local[row].astype(np.float32)
+
+    def trace(x: int) -> np.ndarray:
+        return np.concatenate([_trace(upper_moves, x), _trace(lower_moves, x)[::-1][1:]])
+
+    return total, trace
 
 
 def _path_costs(local: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,98 @@
+"""The speed paths of single-image inference give what the plain paths give: coarse-to-fine digit
+extraction, uint8 alpha flattening, `reduce` in to_grey, and the torch backend's inference copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab.inference import preprocess as P
+from inference_helpers import ring_digit
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of blurred images, best over whole-pixel shifts of up to 1 px (centring by mass
+    rounds to whole pixels, as MNIST did: a symmetric ring may land half a pixel either way)."""
+    from scipy.ndimage import gaussian_filter
+
+    a, b = gaussian_filter(a, 1), gaussian_filter(b, 1)
+    return max(float(np.corrcoef(np.roll(a, (dy, dx), (0, 1)).ravel(), b.ravel())[0, 1])
+               for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def fine_28(image) -> np.ndarray:
+    from digitlab.inference.components import label_components, mask_of, select_digit
+
+    ink = P.extract_ink(image)
+    comps = label_components(ink.mask)
+    return P.digit_to_28(ink.ink, mask_of(comps, select_digit(comps)))
+
+
+@pytest.mark.parametrize("width", [0.1, 0.06, 0.045, 0.004])  # bold to a 1.6 px pen line
+def test_a_big_digit_is_read_at_the_coarse_scale_and_matches_the_full_scale(width):
+    image = Image.fromarray(ring_digit(400, radius=0.3, width=width))
+    ink, digit = P.extract_digit(image)
+    assert ink.ink.shape == (200, 200) and digit.shape == (200, 200)  # reduced 2x: a quarter of the work
+    assert similarity(P.digit_to_28(ink.ink, digit), fine_28(image)) > 0.98
+
+
+@pytest.mark.parametrize("why, kwargs", [
+    ("small", dict(radius=0.04, width=0.02)),                   # 32 px tall: 16 px when reduced
+    ("touches the frame", dict(radius=0.3, width=0.06, centre=(0.5, 0.25))),  # cut by the left edge
+])
+def test_small_or_cut_digits_fall_back_to_the_full_scale(why, kwargs):
+    image = Image.fromarray(ring_digit(400, **kwargs))
+    ink, digit = P.extract_digit(image)
+    assert ink.ink.shape == (400, 400) and digit is not None, why
+    assert similarity(P.digit_to_28(ink.ink, digit), fine_28(image)) > 0.999
+
+
+def test_no_digit_is_reported_with_the_reason():
+    ink, digit = P.extract_digit(Image.new("L", (400, 400), 240))
+    assert digit is None and "blank" in ink.reason
+
+
+@pytest.mark.parametrize("light_ink", [False, True])
+def test_flatten_alpha_matches_the_float_formula(light_ink):
+    rng = np.random.default_rng(light_ink)
+    rgba = np.zeros((64, 80, 4), np.uint8)
+    rgba[..., :3] = rng.integers(200, 256, (64, 80, 3)) if light_ink else rng.integers(0, 60, (64, 80, 3))
+    rgba[..., 3] = rng.integers(0, 256, (64, 80))
+    la = np.asarray(Image.fromarray(rgba).convert("LA"), np.float64) / 255
+    background = 0.0 if light_ink else 1.0
+    expected = (la[..., 0] * la[..., 1] + background * (1 - la[..., 1])) * 255
+    got = np.asarray(P.flatten_alpha(Image.fromarray(rgba)), np.float64)
+    assert np.abs(got - expected).max() <= 1.01
+
+
+def test_to_grey_reduce_matches_area_averaging():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400), np.uint8))
+    grey, scale = P.to_grey(image, max_side=200)  # an integer factor: Image.reduce
+    box = np.asarray(image.resize((200, 150), Image.BOX), np.float32) / 255
+    assert grey.shape == (150, 200) and scale == 0.5 and np.abs(grey - box).max() <= 1.01 / 255
+
+
+def test_torch_backend_matches_the_model_and_restores_the_thread_count():
+    import torch
+
+    from digitlab.inference.recognizer import TorchBackend
+    from digitlab.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("fast").eval()
+    with torch.no_grad():  # non-trivial batch-norm statistics, so that folding them matters
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    backend = TorchBackend(model)
+    assert backend.channels_last and backend.fast is not model
+    x = np.random.default_rng(0).random((40, 28, 28), dtype=np.float32)
+    with torch.inference_mode():
+        expected = torch.softmax(model(torch.from_numpy(x).unsqueeze(1)), 1).numpy()
+    threads = torch.get_num_threads()
+    assert np.abs(backend(x) - expected).max() < 1e-5  # a large batch
+    assert np.abs(backend(x[:1]) - expected[:1]).max() < 1e-5  # a small one, on one thread
+    assert torch.get_num_threads() == threads
+    assert all(p.is_contiguous() for p in model.parameters())  # the model itself is untouched
