@@ -51,7 +51,8 @@ def test_cv_on_two_nodes_matches_local(cluster, idx_data_dir, tmp_path):
     on_ray = run_cli(*CV_ARGS, "--data-dir", str(idx_data_dir), "-o", str(ray_dir), "--executor", "ray",
                      "--address", cluster.address, "--cpus-per-fold", "1", timeout=240, **_auth_env())
     assert on_ray.returncode == 0, on_ray.stderr[-3000:] + cluster.logs()
-    local = run_cli(*CV_ARGS, "--data-dir", str(idx_data_dir), "-o", str(local_dir), timeout=240)
+    local = run_cli(*CV_ARGS, "--data-dir", str(idx_data_dir), "-o", str(local_dir), "--executor", "local",
+                    timeout=240)
     assert local.returncode == 0, local.stderr[-3000:]
 
     summary_ray = json.loads(on_ray.stdout.strip().splitlines()[-1])
