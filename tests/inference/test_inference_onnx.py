@@ -123,3 +123,19 @@ def test_an_unknown_quantization_is_a_config_error(trained_mlp, tmp_path):
 
     with pytest.raises(ConfigError, match="unknown quantization 'int4'"):
         onnx_export.export_onnx(trained_mlp, tmp_path / "m.onnx", quantize="int4")
+
+
+def test_cli_export_int8(trained_mlp, tmp_path, capsys):
+    from digitlab.cli.main import main
+    from digitlab.models.storage import save_model
+
+    run = tmp_path / "run"
+    save_model(trained_mlp, run)
+    out = tmp_path / "int8.onnx"
+    assert main(["export", str(run), "--onnx", str(out), "--quantize", "int8", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["quantize"] == "int8" and result["agreement"] >= onnx_export.INT8_AGREEMENT
+    assert out.exists() and (tmp_path / "int8.onnx").stat().st_size < 500_000  # int8: a quarter of 1.6 MB
+    with pytest.raises(SystemExit) as exc:  # argparse: an unknown choice, exit 2
+        main(["export", str(run), "--onnx", str(tmp_path / "x.onnx"), "--quantize", "int4"])
+    assert exc.value.code == 2 and not (tmp_path / "x.onnx").exists()
