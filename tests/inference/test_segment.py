@@ -78,3 +78,15 @@ def test_cuts_anchored_at_a_middle_row_pass_through_it_and_cost_the_ink_they_cro
     assert path.shape == (20,) and path[10] == 7 and np.abs(np.diff(path)).max() <= 1
     assert total[7] == local[np.arange(20), path].sum() == 3  # the bar's three rows, nothing else
     assert total[5] > total[7]
+
+
+def test_a_candidate_with_twice_a_digits_stroke_length_scores_lower():
+    from digitlab.inference.segment import _run_score
+
+    probs = confident_zero(np.zeros((1, 28, 28), np.float32))[0]
+    single = line_of((ring(), 40))
+    double = single.copy()
+    double[32:68, 50:74] |= ring(36, 24, 4)  # a second ring inside the first: same box, same aspect
+    plain = _run_score(single, probs, 60.0)
+    assert plain > np.log(0.92) + 0.25 - 0.1  # a plain 0 pays (almost) nothing for its strokes' length
+    assert _run_score(double, probs, 60.0) < plain - 1.0
