@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from digitlab.errors import ConfigError
-from digitlab.train.augment import blur_matrix, elastic_field, gaussian_kernel, make_augment
+from digitlab.train.augment import affine_grid, blur_matrix, elastic_field, gaussian_kernel, make_augment
 
 NAMES = ("affine", "elastic")
 NO_AFFINE = {"rotate": 0, "shift": 0, "scale": 0, "shear": 0}
@@ -95,6 +95,15 @@ def test_rotation_keeps_the_ink_of_a_centred_disc():
     disc = (((yy - 13.5) ** 2 + (xx - 13.5) ** 2) < 36).float().expand(8, 1, 28, 28)
     out = make_augment("affine", rotate=45, shift=0, scale=0, shear=0)(disc, gen())
     torch.testing.assert_close(out.sum((1, 2, 3)), disc.sum((1, 2, 3)), rtol=0.02, atol=0)
+
+
+@pytest.mark.parametrize("size,dtype", [(28, torch.float32), (5, torch.float64)])
+def test_cached_affine_grid_is_torchs_affine_grid(size, dtype):
+    theta = torch.randn(7, 2, 3, generator=gen(), dtype=dtype)
+    expected = F.affine_grid(theta, [7, 1, size, size], align_corners=False)
+    torch.testing.assert_close(affine_grid(theta, size), expected)
+    torch.testing.assert_close(affine_grid(theta * 2, size), F.affine_grid(theta * 2, [7, 1, size, size],
+                                                                            align_corners=False))
 
 
 def test_blur_matrix_is_the_gaussian_conv():

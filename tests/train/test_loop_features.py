@@ -135,6 +135,7 @@ def test_cli_flags_reach_the_config():
         "train", "--model", "best", "--optimizer", "adamw", "--lr", "0.002", "--weight-decay", "0.05",
         "--schedule", "cosine", "--warmup", "1.5", "--label-smoothing", "0.1", "--augment", "elastic",
         "--val-split", "5000", "--early-stopping", "3", "--keep-best", "--channels-last", "--epochs", "9",
+        "--clean-epochs", "2",
         "--model-arg", "dropout=0.1",
     ])
     model, kwargs, config = resolve_config(args)
@@ -142,7 +143,7 @@ def test_cli_flags_reach_the_config():
     assert (config.optimizer, config.lr, config.weight_decay, config.schedule, config.warmup_epochs) == (
         "adamw", 0.002, 0.05, "cosine", 1.5)
     assert (config.label_smoothing, config.augment, config.val_split, config.early_stopping) == (0.1, "elastic", 5000, 3)
-    assert config.keep_best and config.channels_last and config.epochs == 9
+    assert config.keep_best and config.channels_last and config.epochs == 9 and config.clean_epochs == 2
 
 
 @pytest.mark.parametrize("flag, expected", [([], None), (["--cpu-bf16"], True), (["--no-cpu-bf16"], False)])
@@ -162,3 +163,39 @@ def test_float32_training_when_bf16_is_off(tiny_digits, monkeypatch):
                   verbose=False)
     loss, _ = evaluate_tensors(model, to_input_tensor(x[300:]), to_label_tensor(y[300:]), amp=False)
     assert history["val_loss"][-1] == pytest.approx(loss, rel=1e-6)
+
+
+def test_clean_epochs_train_the_last_epochs_without_augmentation(tiny_digits, monkeypatch):
+    import digitlab.train.augment as augment_module
+
+    calls = []
+    monkeypatch.setattr(augment_module, "make_augment", lambda name: lambda xb, generator: calls.append(1) or xb)
+
+    class CallsPerEpoch(Callback):
+        seen = []
+
+        def on_epoch_end(self, state, logs):
+            self.seen.append(len(calls))
+
+    spy = CallsPerEpoch()
+    x, y = tiny_digits
+    fit(_fast(), x[:64], y[:64], BASE.replace(epochs=3, augment="affine", clean_epochs=1), callbacks=[spy],
+        verbose=False)
+    assert spy.seen == [2, 4, 4]  # 64 images / batch 32: two augmented batches per epoch, none in the last
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"epochs": 2, "clean_epochs": 2, "augment": "affine"}, "fewer than the epochs"),
+    ({"clean_epochs": -1, "augment": "affine"}, "must be >= 0"),
+    ({"clean_epochs": 1}, "set --augment"),
+])
+def test_clean_epochs_settings_are_checked(changes, match):
+    with pytest.raises(ConfigError, match=match):
+        BASE.replace(**changes)
+
+
+def test_images_convert_straight_to_bfloat16_as_through_float32():
+    x = np.arange(256, dtype=np.uint8).repeat(4)[: 28 * 28 * 1].reshape(1, 28, 28).repeat(3, axis=0)
+    direct = to_input_tensor(x, dtype=torch.bfloat16)
+    assert direct.dtype == torch.bfloat16 and direct.shape == (3, 1, 28, 28)
+    assert torch.equal(direct, to_input_tensor(x).to(torch.bfloat16))

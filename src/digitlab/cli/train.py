@@ -11,7 +11,7 @@ from digitlab.cli.common import add_data_args, add_device_args, load_data
 CONFIG_FLAGS = {
     "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float,
     "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,
-    "augment": str, "val_split": int, "early_stopping": int, "seed": int,
+    "augment": str, "clean_epochs": int, "val_split": int, "early_stopping": int, "seed": int,
 }
 BOOL_FLAGS = ("keep_best", "channels_last", "compile", "cpu_amp")
 
@@ -39,6 +39,7 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup", dest="warmup_epochs", type=float, help="linear warm-up, in epochs")
     g.add_argument("--label-smoothing", type=float, help="label smoothing in [0, 1)")
     g.add_argument("--augment", choices=AUGMENTS, help="batched augmentation (default none)")
+    g.add_argument("--clean-epochs", type=int, metavar="N", help="train the last N epochs without augmentation")
     g.add_argument("--val-split", type=int, help="hold out N training images for validation")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after N epochs without val_loss gain")
     g.add_argument("--keep-best", action="store_true", default=None, help="restore the best val_loss weights")

@@ -29,6 +29,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear warm-up length, in epochs (fractions allowed)
     label_smoothing: float = 0.0
     augment: str = "none"  # batched tensor augmentation, see digitlab.train.augment
+    clean_epochs: int = 0  # the last N epochs see the images as they are, without augmentation
     val_split: int = 0  # images carved from the training set for validation (0 = none)
     early_stopping: int = 0  # patience in epochs on val_loss (0 = off)
     keep_best: bool = False  # restore the weights of the best val_loss epoch at the end
@@ -65,6 +66,10 @@ class TrainConfig:
             bad(f"weight decay must be >= 0, got {self.weight_decay}")
         if self.warmup_epochs < 0 or (self.warmup_epochs > 0 and self.warmup_epochs >= self.epochs):
             bad(f"warm-up ({self.warmup_epochs} epochs) must be >= 0 and shorter than training ({self.epochs} epochs)")
+        if not 0 <= self.clean_epochs < self.epochs:
+            bad(f"clean epochs ({self.clean_epochs}) must be >= 0 and fewer than the epochs ({self.epochs})")
+        if self.clean_epochs and self.augment == "none":
+            bad("clean epochs turn augmentation off for the last epochs: set --augment too")
         if self.val_split < 0:
             bad(f"val split must be >= 0 images, got {self.val_split}")
         if self.threads is not None and self.threads < 1:
