@@ -12,6 +12,7 @@ CONFIG_FLAGS = {
     "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float,
     "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,
     "augment": str, "clean_epochs": int, "val_split": int, "early_stopping": int, "seed": int,
+    "teacher": str, "distill_weight": float, "distill_temperature": float,
 }
 BOOL_FLAGS = ("keep_best", "channels_last", "compile", "cpu_amp")
 
@@ -40,6 +41,10 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=float, help="label smoothing in [0, 1)")
     g.add_argument("--augment", choices=AUGMENTS, help="batched augmentation (default none)")
     g.add_argument("--clean-epochs", type=int, metavar="N", help="train the last N epochs without augmentation")
+    g.add_argument("--teacher", metavar="RUN_OR_FILE",
+                   help="distil from this model's soft predictions (a run folder, .safetensors, or 'pretrained')")
+    g.add_argument("--distill-weight", type=float, metavar="W", help="the teacher term's share of the loss (default 0.5)")
+    g.add_argument("--distill-temperature", type=float, metavar="T", help="distillation temperature (default 2)")
     g.add_argument("--val-split", type=int, help="hold out N training images for validation")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after N epochs without val_loss gain")
     g.add_argument("--keep-best", action="store_true", default=None, help="restore the best val_loss weights")
@@ -102,6 +107,10 @@ def resolve_config(args, default_model: str = "mlp"):
             values[name] = value
     values["device"] = args.device
     values["threads"] = args.threads
+    if values.get("teacher") not in (None, "pretrained"):
+        from digitlab.models.storage import resolve_model_files
+
+        resolve_model_files(values["teacher"])  # a missing teacher fails now, not after the data loads
     return model, model_kwargs, TrainConfig.from_dict(values)
 
 

@@ -30,6 +30,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     augment: str = "none"  # batched tensor augmentation, see digitlab.train.augment
     clean_epochs: int = 0  # the last N epochs see the images as they are, without augmentation
+    teacher: str | None = None  # distil from this model (run folder, .safetensors, or "pretrained")
+    distill_weight: float = 0.5  # the soft (teacher) term's share of the loss, see digitlab.train.distill
+    distill_temperature: float = 2.0  # softens both distributions in the soft term
     val_split: int = 0  # images carved from the training set for validation (0 = none)
     early_stopping: int = 0  # patience in epochs on val_loss (0 = off)
     keep_best: bool = False  # restore the weights of the best val_loss epoch at the end
@@ -70,6 +73,10 @@ class TrainConfig:
             bad(f"clean epochs ({self.clean_epochs}) must be >= 0 and fewer than the epochs ({self.epochs})")
         if self.clean_epochs and self.augment == "none":
             bad("clean epochs turn augmentation off for the last epochs: set --augment too")
+        if not 0 < self.distill_weight <= 1:
+            bad(f"distill weight must be in (0, 1], got {self.distill_weight}")
+        if not self.distill_temperature > 0:
+            bad(f"distill temperature must be > 0, got {self.distill_temperature}")
         if self.val_split < 0:
             bad(f"val split must be >= 0 images, got {self.val_split}")
         if self.threads is not None and self.threads < 1:

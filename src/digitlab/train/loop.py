@@ -177,6 +177,16 @@ def fit(
     if bf16_images:
         x_t = x_t.to(torch.bfloat16)  # a no-op unless the validation split was carved in float32
 
+    soft_t = None
+    if config.teacher:
+        from digitlab.train.distill import load_teacher, teacher_targets
+
+        with torch.no_grad():  # the student's class count, probed in eval mode: BN statistics stay as they are
+            num_classes = model.eval()(x_t[:2].float()).shape[1]
+        model.train()
+        soft_t = teacher_targets(load_teacher(config.teacher, device), x_t, config.distill_temperature,
+                                 num_classes, amp)
+
     n = len(x_t)
     steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
     optimizer = make_optimizer(model.parameters(), config)
@@ -197,7 +207,7 @@ def fit(
             started = time.perf_counter()
             # The last clean_epochs fine-tune on the images as they are, the distribution they are tested on.
             augmenting = state.epoch < config.epochs - config.clean_epochs
-            _train_one_epoch(state, x_t, y_t, forward, augment if augmenting else None, amp, cbs)
+            _train_one_epoch(state, x_t, y_t, forward, augment if augmenting else None, amp, cbs, soft_t)
             logs = state.running_metrics()
             logs["lr"] = optimizer.param_groups[0]["lr"]
             if x_val is not None:
@@ -217,10 +227,15 @@ def fit(
     return state.history
 
 
-def _train_one_epoch(state: TrainState, x_t, y_t, forward, augment, amp: bool, cbs: CallbackList) -> None:
-    """One pass over the training tensors in `randperm` slices; metrics stay in tensors."""
+def _train_one_epoch(state: TrainState, x_t, y_t, forward, augment, amp: bool, cbs: CallbackList,
+                     soft_t=None) -> None:
+    """One pass over the training tensors in `randperm` slices; metrics stay in tensors.
+
+    soft_t: the teacher's soft targets (N, C) for distillation, shuffled along with the images."""
     import torch
     import torch.nn.functional as F
+
+    from digitlab.train.distill import distillation_loss
 
     config, device, optimizer = state.config, state.device, state.optimizer
     state._loss_sum = torch.zeros((), device=device)
@@ -233,6 +248,7 @@ def _train_one_epoch(state: TrainState, x_t, y_t, forward, augment, amp: bool, c
         state._shuffled = torch.empty_like(x_t)
     x_epoch = torch.index_select(x_t, 0, perm, out=state._shuffled)
     y_epoch = y_t[perm]
+    soft_epoch = soft_t[perm] if soft_t is not None else None
     for step in range(state.steps_per_epoch):
         xb = x_epoch[step * config.batch_size : (step + 1) * config.batch_size]
         yb = y_epoch[step * config.batch_size : (step + 1) * config.batch_size]
@@ -241,6 +257,10 @@ def _train_one_epoch(state: TrainState, x_t, y_t, forward, augment, amp: bool, c
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = forward(xb)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+            if soft_epoch is not None:
+                soft = soft_epoch[step * config.batch_size : (step + 1) * config.batch_size]
+                w = config.distill_weight
+                loss = (1 - w) * loss + w * distillation_loss(logits, soft, config.distill_temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
