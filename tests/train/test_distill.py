@@ -102,3 +102,23 @@ def test_cli_refuses_a_missing_teacher_before_loading_data(tmp_path):
     args = build_parser().parse_args(["train", "--teacher", str(tmp_path / "nowhere")])
     with pytest.raises(ModelError, match="model not found"):
         resolve_config(args)
+
+
+def test_the_students_run_records_which_teacher_it_learned_from(tiny_digits, tmp_path):
+    import json
+
+    from digitlab.data.dataset import Dataset
+    from digitlab.train.run import train_run
+
+    x, y = tiny_digits
+    tiny_dataset = Dataset("mnist", x[:500], y[:500], x[500:], y[500:], tuple("0123456789"), "synthetic (tests)")
+
+    teacher = _fast(seed=1)
+    fit(teacher, tiny_dataset.x_train, tiny_dataset.y_train, BASE.replace(epochs=1), verbose=False)
+    save_model(teacher, tmp_path / "teacher")
+    train_run("fast", BASE.replace(epochs=1, teacher=str(tmp_path / "teacher")), tiny_dataset, tmp_path / "student",
+              model_kwargs={"widths": [8, 16, 16]}, verbose=False)
+    meta = json.loads((tmp_path / "student" / "model.json").read_text())
+    teacher_meta = json.loads((tmp_path / "teacher" / "model.json").read_text())
+    assert meta["teacher"]["weights_sha256"] == teacher_meta["weights_sha256"]
+    assert meta["teacher"]["architecture"]["name"] == "fast" and meta["train_config"]["teacher"] == str(tmp_path / "teacher")

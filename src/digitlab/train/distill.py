@@ -26,6 +26,16 @@ def load_teacher(spec: str, device):
     return load_model(None if spec == "pretrained" else spec, device=str(device))
 
 
+def teacher_provenance(spec: str) -> dict:
+    """What the teacher was, for the student's model.json: "pretrained" names whatever ships at the
+    time, so its weights' SHA-256 is what identifies it later."""
+    from digitlab.models.storage import load_model_meta, pretrained_path
+
+    meta = load_model_meta(pretrained_path() if spec == "pretrained" else spec)
+    return {"spec": spec, "architecture": meta.get("architecture"), "weights_sha256": meta.get("weights_sha256"),
+            "test_accuracy": (meta.get("metrics") or {}).get("test_accuracy")}
+
+
 def teacher_targets(teacher, x, temperature: float, num_classes: int, amp: bool, batch_size: int = 2048):
     """float32 (N, C): the teacher's softmax(logits / temperature) for images x (N, 1, 28, 28)."""
     import torch

@@ -78,6 +78,10 @@ def train_run(
         "environment": environment(str(device)),
         "torch_threads": torch.get_num_threads(),
     }
+    if config.teacher:
+        from digitlab.train.distill import teacher_provenance
+
+        metrics["teacher"] = teacher_provenance(config.teacher)
     out = None
     if output is not None:
         out = save_run(output, model, history, metrics, config, data)
@@ -93,7 +97,8 @@ def save_run(output, model, history, metrics, config, data) -> Path:
         model, output, history=history, train_config=config, classes=data.classes,
         metrics={k: metrics[k] for k in ("test_loss", "test_accuracy", "train_loss", "train_accuracy",
                                           "train_time_s", "dataset", "epochs_run")},
-        extra={"seed": config.seed, "preset": metrics.get("preset"), "environment": metrics["environment"]},
+        extra={"seed": config.seed, "preset": metrics.get("preset"), "environment": metrics["environment"],
+               **({"teacher": metrics["teacher"]} if "teacher" in metrics else {})},
     )
     history.to_csv(out / "history.csv")
     title = f"{metrics['model']} on {data.name}"
