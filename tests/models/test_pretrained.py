@@ -21,12 +21,23 @@ def test_shipped_files_are_small_and_describe_how_they_were_made():
     assert (FOLDER / WEIGHTS_NAME).stat().st_size < 5_000_000
     meta = load_model_meta(FOLDER)
     assert meta["num_params"] <= 1_200_000
-    assert meta["architecture"]["name"] == "best"
     command = (meta.get("made_with") or {}).get("command") or meta.get("command", "")
-    assert command.startswith("digitlab train") and "--preset best" in command
-    assert meta["preset"] == "best" and isinstance(meta["seed"], int)
+    assert command.startswith("digitlab train") and f"--preset {meta['preset']}" in command
+    assert f"--seed {meta['seed']}" in command and meta["train_config"]["seed"] == meta["seed"]
     assert meta["environment"]["versions"]["torch"]
     assert meta["metrics"]["test_accuracy"] >= 0.996
+    if meta["train_config"].get("teacher"):  # distilled: the teacher is identified by its weights
+        assert len(meta["teacher"]["weights_sha256"]) == 64 and "--teacher" in command
+
+
+def test_the_compact_preset_holds_the_shipped_models_recipe():
+    from digitlab.train.presets import PRESETS
+
+    meta = load_model_meta(FOLDER)
+    compact = PRESETS["compact"]
+    assert meta["architecture"]["name"] == compact["model"]
+    assert all(meta["architecture"]["kwargs"][k] == v for k, v in compact["model_kwargs"].items())
+    assert {k: meta["train_config"][k] for k in compact["config"]} == compact["config"]
 
 
 def test_loads_without_unpickling(monkeypatch):

@@ -52,7 +52,7 @@ PRESETS: dict[str, dict] = {
                   "epochs 99.31, 6 epochs 99.35; 32-64-128 affine 3 epochs 99.26; 16-48-128 affine 8 epochs 99.33; "
                   "batch 256 lr 0.2 12 epochs 99.44 (more CPU); no augmentation 5 epochs 99.06 (seed 0)",
     },
-    # The highest single-model accuracy; sized for a GPU (40 epochs), and the shipped pretrained model.
+    # The highest single-model accuracy; sized for a GPU (40 epochs); the teacher of the shipped model.
     "best": {
         "model": "best",
         "model_kwargs": {},
@@ -69,6 +69,23 @@ PRESETS: dict[str, dict] = {
                   "literature's evidence, not re-validated at 40 epochs (a GPU job: bench/best_accuracy.py --extra "
                   "'--val-split 5000 --augment none'). The test set only reports (seeds 0-3 on an H200: "
                   "99.71, 99.77, 99.74, 99.74)",
+    },
+    # The model that ships in the package: `best`'s recipe on a net small enough to serve 20,000 images/s
+    # on 2 CPU cores (int8 ONNX), trained on a CPU in about 20 minutes.
+    "compact": {
+        "model": "best",
+        "model_kwargs": {"widths": [16, 32, 64]},
+        "config": {
+            "epochs": 40, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
+            "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 2, "label_smoothing": 0.1,
+            "augment": "affine", "channels_last": True, "cpu_amp": True,
+        },
+        "description": "best's recipe at widths 16-32-64 (78k params, 7.3M multiply-adds): the shipped model",
+        "chosen": "widths by inference cost, not by accuracy: untrained nets exported to int8 ONNX, batch 1024 on "
+                  "2 cores (bench/inference.py's setting): 48-96-192 4.3k images/s, 32-64-128 9.8k, 24-48-96 14.0k, "
+                  "16-32-64 24.9k; the issue asks 20k. The recipe is `best`'s (see its val_split notes), unchanged, "
+                  "not re-tuned. Test, seed 0: 99.62% alone, 99.70% distilled from `best` (--teacher, weight 0.5, "
+                  "T 2: the defaults, not tuned); the distilled one ships",
     },
 }
 
