@@ -81,12 +81,53 @@ def test_cuts_anchored_at_a_middle_row_pass_through_it_and_cost_the_ink_they_cro
 
 
 def test_a_candidate_with_twice_a_digits_stroke_length_scores_lower():
-    from digitlab.inference.segment import _run_score
+    from digitlab.inference.segment import DIGIT_BONUS, LOG_P_WEIGHT, _run_score
 
     probs = confident_zero(np.zeros((1, 28, 28), np.float32))[0]
     single = line_of((ring(), 40))
     double = single.copy()
     double[32:68, 50:74] |= ring(36, 24, 4)  # a second ring inside the first: same box, same aspect
     plain = _run_score(single, probs, 60.0)
-    assert plain > np.log(0.92) + 0.25 - 0.1  # a plain 0 pays (almost) nothing for its strokes' length
+    # A plain 0 pays (almost) nothing for its strokes' length.
+    assert plain > LOG_P_WEIGHT * np.log(0.92) + DIGIT_BONUS - 0.1
     assert _run_score(double, probs, 60.0) < plain - 1.0
+
+
+def ring_with_bar(bar: int = 40) -> np.ndarray:
+    """Bool (60, 44 + bar): a ring with a bar from its top right (a 5 with a long flag, a 2 with a
+    long base): as wide as 1.4 line heights, and cut into many atoms along the bar."""
+    mask = np.zeros((60, 44 + bar), bool)
+    mask[:, :44] = ring()
+    mask[8:14, 36:] = True
+    return mask
+
+
+def test_a_digit_with_a_long_stroke_stays_whole():
+    assert len(boxes(line_of((ring_with_bar(), 40)))) == 1
+
+
+def slanted(h: int, w: int, x_top: float, x_bottom: float, width: float = 6) -> np.ndarray:
+    """Bool (h, w): a straight stroke from (0, x_top) to (h, x_bottom)."""
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    return np.abs(xx - (x_top + (x_bottom - x_top) * yy / h)) < width / 2
+
+
+def ones_or_doubtful_zero(x28: np.ndarray) -> np.ndarray:
+    """A stand-in classifier: a narrow input is a confident 1 (0.92), a wider one a doubtful 0 (0.6)."""
+    probs = np.zeros((len(x28), 10), np.float32)
+    for k, image in enumerate(x28):
+        rows = np.flatnonzero(image.max(axis=1) > 0.3)
+        cols = np.flatnonzero(image.max(axis=0) > 0.3)
+        narrow = cols[-1] - cols[0] < 0.6 * (rows[-1] - rows[0])
+        digit, p = (1, 0.92) if narrow else (0, 0.6)
+        probs[k] = (1 - p) / 9
+        probs[k, digit] = p
+    return probs
+
+
+def test_two_touching_digits_that_read_doubtfully_as_one_are_split():
+    # Two 1s leaning into each other, touching at the top: one component, a doubtful 0 when whole.
+    peak = slanted(60, 44, 20, 3) | slanted(60, 44, 24, 41)
+    found = boxes(line_of((peak, 40)), ones_or_doubtful_zero)
+    assert len(found) == 2
+    assert found[0][1] <= 44 and found[1][3] >= 80 and found[0][3] <= found[1][1] + 8

@@ -5,12 +5,13 @@
    strokes of a 4), or a fragment (short, or small) joins the digit it overlaps or is nearest to.
 3. With a classifier (_read_line): each group is over-segmented into atoms along candidate cut
    paths (top to bottom, crossing little ink, bending between overlapping digits; the cheapest paths
-   through the top, middle and bottom rows, so a long contact gets several tries); every run of up
-   to MAX_ATOMS consecutive atoms is a candidate digit, all classified in one batch, and the reading
-   is the best-scoring chain of candidates (dynamic programming): model log-probability, MNIST's
-   per-class width/height prior (a steep extra cost beyond ODD_ASPECT standard deviations: half a 0
-   is no 6), penalties for short, wide or gapped candidates, a cost per stroke
-   that a kept cut crosses, and a per-digit bonus. This fixes over- and under-splits alike.
+   through five rows from the top to the bottom, so a long contact gets several tries); every run of
+   up to MAX_ATOMS consecutive atoms is a candidate digit, all classified in one batch, and the
+   reading is the best-scoring chain of candidates (dynamic programming): model log-probability
+   (weighted by LOG_P_WEIGHT), MNIST's per-class width/height prior (a steep extra cost beyond
+   ODD_ASPECT standard deviations: half a 0 is no 6), penalties for short, wide or gapped
+   candidates, a cost per stroke that a kept cut crosses, and a per-digit bonus. This fixes over-
+   and under-splits alike.
    Without one, a group wider than 1.3x its height is cut at the cheapest path, recursively.
 
 Masks and boxes are in the working image's pixels; boxes are (y0, x0, y1, x1), end-exclusive.
@@ -39,11 +40,12 @@ MIN_SHARE = 0.2       # a cut leaves at least 20% of the piece it splits on each
 # log(width / height) of MNIST training digits per class 0-9 (bounding box of pixels > 127): mean, std
 ASPECT_LOG_MEAN = (-0.119, -1.007, -0.083, -0.262, -0.270, -0.086, -0.360, -0.294, -0.311, -0.433)
 ASPECT_LOG_STD = (0.218, 0.489, 0.242, 0.226, 0.229, 0.286, 0.229, 0.230, 0.237, 0.215)
-MAX_ATOMS = 4         # a digit is at most 4 atoms
-MAX_WIDTH = 1.6       # ... and at most 1.6 line heights wide
+MAX_ATOMS = 6         # a digit is at most 6 atoms (a 2 or 5 with a long stroke is cut into many)
+MAX_WIDTH = 1.8       # ... and at most 1.8 line heights wide (a 5 with a long bar is wide)
 CUTTABLE = 0.45       # components narrower than 45% of the line height are one digit or part of one
 MIN_ATOM = 0.12       # a cut leaves atoms at least 12% of the line height wide
 MIN_ATOM_AREA = 0.01  # ... with at least 1% of a line height squared of ink
+ANCHORS = (0.0, 0.25, 0.5, 0.75, 1.0)  # rows (fractions of the height) that cut paths pass through
 CUT_SPACING = 0.2     # candidate cuts are at least 20% of a line height apart
 MAX_CUT_STROKES = 2.0 # a cut crosses at most two strokes' worth of ink
 CUT_WEIGHT = 1.0      # cost per stroke crossed by a cut the reading keeps
@@ -53,6 +55,9 @@ GAP_WEIGHT = 1.0      # cost per line height of empty columns inside a digit
 DIGIT_BONUS = 0.25    # added per digit: > 0 favours more, smaller digits
 WIDE = 1.0            # a digit wider than the line is tall is likely two that touch
 WIDE_WEIGHT = 1.0     # cost per line height of width beyond WIDE
+LOG_P_WEIGHT = 2.0    # the model's log probability counts twice: its confidence tops out near 0.92
+                      # (label smoothing), so a doubtful reading of two touching digits as one
+                      # otherwise costs too little next to the priors
 RUN_ASPECT_WEIGHT = 0.1  # the width/height prior's weight in a candidate's score
 ODD_ASPECT = 2.5      # beyond 2.5 standard deviations a width/height is implausible for a class
 ODD_ASPECT_WEIGHT = 1.0  # cost per squared standard deviation beyond ODD_ASPECT
@@ -257,9 +262,10 @@ def _read_line(ink, mask, comps: Components, keep: list[int], classify: Classify
         cuts += [(c, k, n / stroke) for k, n in enumerate(crossed)]
     atoms.sort(key=lambda a: a.centre_x)
     n = len(atoms)
-    runs = [(i, j) for i in range(n) for j in range(i + 1, min(i + MAX_ATOMS, n) + 1)]
+    spans = [_columns_of(a.mask) for a in atoms]
+    runs = [(i, j) for i in range(n) for j in range(i + 1, min(i + MAX_ATOMS, n) + 1)
+            if j - i == 1 or _width_of(spans[i:j]) <= MAX_WIDTH * line_height]
     masks = {run: np.logical_or.reduce([a.mask for a in atoms[run[0] : run[1]]]) for run in runs}
-    runs = [run for run in runs if run[1] - run[0] == 1 or _plausible(masks[run], line_height)]
     probs = classify(np.stack([digit_to_28(ink, masks[run]) for run in runs]))
     score = {run: _run_score(masks[run], p, line_height) for run, p in zip(runs, probs)}
     # Ending a digit between atoms k-1 and k keeps every cut that separates them.
@@ -284,13 +290,13 @@ def _read_line(ink, mask, comps: Components, keep: list[int], classify: Classify
 
 
 def _run_score(mask: np.ndarray, probs: np.ndarray, line_height: float) -> float:
-    """How well a candidate reads as one digit: the model's log probability plus the width/height
-    and stroke-length priors of the class that maximises their sum, less
+    """How well a candidate reads as one digit: the model's log probability (times LOG_P_WEIGHT)
+    plus the width/height and stroke-length priors of the class that maximises their sum, less
     penalties for being short (a piece of a digit), for columns without ink inside it (two digits
     with space between) and for being wide."""
     y0, x0, y1, x1 = _box_of(mask)
     height = y1 - y0
-    log_p = np.log(np.maximum(probs, 1e-6))
+    log_p = LOG_P_WEIGHT * np.log(np.maximum(probs, 1e-6))
     if len(probs) == len(ASPECT_LOG_MEAN):
         z = (np.log((x1 - x0) / height) - np.array(ASPECT_LOG_MEAN)) / np.array(ASPECT_LOG_STD)
         log_p = log_p - RUN_ASPECT_WEIGHT * 0.5 * z**2 - ODD_ASPECT_WEIGHT * np.maximum(0.0, np.abs(z) - ODD_ASPECT) ** 2
@@ -306,10 +312,16 @@ def _run_score(mask: np.ndarray, probs: np.ndarray, line_height: float) -> float
     return float(log_p.max()) - SHORT_WEIGHT * short - GAP_WEIGHT * gap - WIDE_WEIGHT * wide + DIGIT_BONUS
 
 
-def _plausible(mask: np.ndarray, line_height: float) -> bool:
-    """A run of atoms may be one digit: not wider than MAX_WIDTH line heights."""
+def _columns_of(mask: np.ndarray) -> tuple[int, int]:
+    """(first, last + 1) column of a mask's ink."""
     cols = np.flatnonzero(mask.any(axis=0))
-    return cols[-1] + 1 - cols[0] <= MAX_WIDTH * line_height
+    return int(cols[0]), int(cols[-1]) + 1
+
+
+def _width_of(spans: list[tuple[int, int]]) -> int:
+    """Width in px of the union of atoms with these column spans: a run wider than MAX_WIDTH line
+    heights is no digit (and is not classified)."""
+    return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def _atoms_of(group_mask: np.ndarray, box, line_height: float, stroke: float) -> tuple[list[np.ndarray], list[int]]:
@@ -337,7 +349,7 @@ def _cut_paths(local: np.ndarray, line_height: float, stroke: float) -> list[np.
     MAX_CUT_STROKES strokes, leaving atoms at least MIN_ATOM of a line height wide and of
     MIN_ATOM_AREA. Paths never cross each other.
 
-    The cheapest path through each column of an anchor row (the top, the middle, the bottom) is a
+    The cheapest path through each column of an anchor row (ANCHORS, from the top to the bottom) is a
     candidate where its cost is a local minimum along that row: anchoring the path at several rows
     offers several cuts per contact region (the cheapest path ending at the bottom alone often bends
     through one digit's loop instead of between two digits touching along a long contact)."""
@@ -347,7 +359,7 @@ def _cut_paths(local: np.ndarray, line_height: float, stroke: float) -> list[np.
         return []
     spacing = max(2, int(CUT_SPACING * line_height))
     found: list[tuple[float, np.ndarray]] = []
-    for row in sorted({h - 1, 0, h // 2}):
+    for row in sorted({min(h - 1, int(f * h)) for f in ANCHORS}):
         total, trace = _anchored_paths(local, row, margin, w - margin)
         ends: list[int] = []
         for end in np.argsort(total, kind="stable"):
