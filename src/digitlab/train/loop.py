@@ -235,9 +235,9 @@ def _train_one_epoch(state: TrainState, x_t, y_t, forward, augment, amp: bool, c
     import torch
     import torch.nn.functional as F
 
-    from digitlab.train.distill import distillation_loss
-
     config, device, optimizer = state.config, state.device, state.optimizer
+    if soft_t is not None:
+        from digitlab.train.distill import distillation_loss
     state._loss_sum = torch.zeros((), device=device)
     state._correct = torch.zeros((), device=device, dtype=torch.long)
     state._seen = 0

@@ -13,6 +13,13 @@ from __future__ import annotations
 
 from digitlab.errors import ConfigError
 
+# The recipe of the strong MNIST single models, shared by `best` and the `compact` model that ships.
+BEST_RECIPE = {
+    "epochs": 40, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
+    "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 2, "label_smoothing": 0.1,
+    "augment": "affine", "channels_last": True, "cpu_amp": True,
+}
+
 PRESETS: dict[str, dict] = {
     # The tutorial's setup, for reference.
     "article": {
@@ -59,11 +66,7 @@ PRESETS: dict[str, dict] = {
     "best": {
         "model": "best",
         "model_kwargs": {},
-        "config": {
-            "epochs": 40, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
-            "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 2, "label_smoothing": 0.1,
-            "augment": "affine", "channels_last": True, "cpu_amp": True,
-        },
+        "config": BEST_RECIPE,
         "description": "VGG-style BN/dropout convnet, 40 epochs, affine augmentation (H200: about 2 minutes)",
         "chosen": "the recipe of the strong MNIST single models (BN, dropout, one-cycle SGD-Nesterov, label "
                   "smoothing 0.1, augmentation), 40 epochs to fit the GPU budget. A reduced CPU check on "
@@ -78,11 +81,7 @@ PRESETS: dict[str, dict] = {
     "compact": {
         "model": "best",
         "model_kwargs": {"widths": [16, 32, 64]},
-        "config": {
-            "epochs": 40, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
-            "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 2, "label_smoothing": 0.1,
-            "augment": "affine", "channels_last": True, "cpu_amp": True,
-        },
+        "config": BEST_RECIPE,  # the same settings, on a smaller net
         "description": "best's recipe at widths 16-32-64 (78k params, 7.3M multiply-adds): the shipped model",
         "chosen": "widths by inference cost, not by accuracy: untrained nets exported to int8 ONNX, batch 1024 on "
                   "2 cores (bench/inference.py's setting): 48-96-192 4.3k images/s, 32-64-128 9.8k, 24-48-96 14.0k, "
