@@ -100,7 +100,7 @@ def test_cli_flags_reach_the_config():
 
 def test_cli_refuses_a_missing_teacher_before_loading_data(tmp_path):
     args = build_parser().parse_args(["train", "--teacher", str(tmp_path / "nowhere")])
-    with pytest.raises(ModelError, match="model not found"):
+    with pytest.raises(ModelError, match="^--teacher: model not found"):
         resolve_config(args)
 
 

@@ -108,9 +108,13 @@ def resolve_config(args, default_model: str = "mlp"):
     values["device"] = args.device
     values["threads"] = args.threads
     if values.get("teacher") not in (None, "pretrained"):
+        from digitlab.errors import ModelError
         from digitlab.models.storage import resolve_model_files
 
-        resolve_model_files(values["teacher"])  # a missing teacher fails now, not after the data loads
+        try:  # a missing teacher fails now, not after the data loads
+            resolve_model_files(values["teacher"])
+        except ModelError as exc:
+            raise ModelError(f"--teacher: {exc}") from None
     return model, model_kwargs, TrainConfig.from_dict(values)
 
 
