@@ -122,3 +122,13 @@ def test_the_students_run_records_which_teacher_it_learned_from(tiny_digits, tmp
     teacher_meta = json.loads((tmp_path / "teacher" / "model.json").read_text())
     assert meta["teacher"]["weights_sha256"] == teacher_meta["weights_sha256"]
     assert meta["teacher"]["architecture"]["name"] == "fast" and meta["train_config"]["teacher"] == str(tmp_path / "teacher")
+
+
+def test_a_teacher_trained_on_another_dataset_is_refused_before_training(tmp_path):
+    teacher = _fast(seed=1)
+    save_model(teacher, tmp_path / "teacher", metrics={"dataset": "fashion-mnist"})
+    from digitlab.train.distill import teacher_provenance
+
+    with pytest.raises(ConfigError, match="trained on fashion-mnist, not mnist"):
+        teacher_provenance(str(tmp_path / "teacher"), dataset="mnist")
+    assert teacher_provenance(str(tmp_path / "teacher"), dataset="fashion-mnist")["architecture"]["name"] == "fast"

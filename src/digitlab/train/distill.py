@@ -26,12 +26,17 @@ def load_teacher(spec: str, device):
     return load_model(None if spec == "pretrained" else spec, device=str(device))
 
 
-def teacher_provenance(spec: str) -> dict:
+def teacher_provenance(spec: str, dataset: str | None = None) -> dict:
     """What the teacher was, for the student's model.json: "pretrained" names whatever ships at the
-    time, so its weights' SHA-256 is what identifies it later."""
+    time, so its weights' SHA-256 is what identifies it later. With `dataset`, a teacher recorded as
+    trained on another dataset is refused: its soft targets would be confidently wrong."""
     from digitlab.models.storage import load_model_meta, pretrained_path
 
     meta = load_model_meta(pretrained_path() if spec == "pretrained" else spec)
+    taught_on = (meta.get("metrics") or {}).get("dataset")
+    if dataset and taught_on and taught_on != dataset:
+        raise ConfigError(f"the teacher {spec} was trained on {taught_on}, not {dataset}: distil from a model "
+                          f"trained on {dataset}")
     return {"spec": spec, "architecture": meta.get("architecture"), "weights_sha256": meta.get("weights_sha256"),
             "test_accuracy": (meta.get("metrics") or {}).get("test_accuracy")}
 

@@ -54,6 +54,11 @@ def train_run(
     model = build_model(model_name, **(model_kwargs or {}))
     if validate_on_test and config.val_split:
         validate_on_test = False  # a carved validation split takes precedence
+    teacher = None
+    if config.teacher:
+        from digitlab.train.distill import teacher_provenance
+
+        teacher = teacher_provenance(config.teacher, dataset=data.name)  # checked before any training
     started = time.perf_counter()
     history = fit(
         model, data.x_train, data.y_train, config,
@@ -78,10 +83,8 @@ def train_run(
         "environment": environment(str(device)),
         "torch_threads": torch.get_num_threads(),
     }
-    if config.teacher:
-        from digitlab.train.distill import teacher_provenance
-
-        metrics["teacher"] = teacher_provenance(config.teacher)
+    if teacher is not None:
+        metrics["teacher"] = teacher
     out = None
     if output is not None:
         out = save_run(output, model, history, metrics, config, data)
