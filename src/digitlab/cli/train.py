@@ -14,7 +14,7 @@ CONFIG_FLAGS = {
     "augment": str, "clean_epochs": int, "val_split": int, "early_stopping": int, "seed": int,
     "teacher": str, "distill_weight": float, "distill_temperature": float,
 }
-BOOL_FLAGS = ("keep_best", "channels_last", "compile", "cpu_amp")
+BOOL_FLAGS = ("keep_best", "channels_last", "compile", "cpu_amp", "fused")
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +53,9 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cpu-bf16", dest="cpu_amp", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast when training on a CPU (default: on where the CPU has bf16 hardware, "
                         "AVX-512 BF16 or AMX; float32 elsewhere)")
+    g.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None,
+                   help="train the mlp on a CPU through its fused step with hand-written gradients, the same "
+                        "training 1.4-1.6x faster (default: on; --no-fused uses the general autograd loop)")
     g.add_argument("--seed", type=int, help="random seed (default 0)")
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="architecture argument, e.g. --model-arg dropout=0.2 (repeatable)")

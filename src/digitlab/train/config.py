@@ -41,6 +41,7 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads (None = torch's default, one per core)
     channels_last: bool = False
     compile: bool = False  # torch.compile the model (CUDA mostly)
+    fused: bool = True  # the mlp on CPU trains through hand-written gradients (digitlab.train.fused_mlp)
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     # bf16 autocast for CPU training: None = auto, on where the CPU has bf16 hardware (AVX-512 BF16, AMX),
     # where it halves the GEMM time at the same accuracy; True also uses oneDNN's emulation elsewhere.
