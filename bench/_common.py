@@ -23,9 +23,10 @@ def setup_lines(device: str = "cpu") -> dict:
     return env
 
 
-def keras_reference(what: str, python: str | None, data_dir: str | None = None) -> dict | None:
+def keras_reference(what: str, python: str | None, data_dir: str | None = None, repeats: int = 1) -> dict | None:
     """Time the article's Keras code on this machine (bench/keras_reference.py) under `python`, a
-    Python with TensorFlow and Keras; None when no such Python is given. `what` is "fit" or "cv"."""
+    Python with TensorFlow and Keras; None when no such Python is given. `what` is "fit" or "cv";
+    with repeats > 1 (fit only) the fastest of that many runs is reported, as the digitlab side does."""
     import subprocess
 
     python = python or os.environ.get("DIGITLAB_KERAS_PYTHON")
@@ -34,7 +35,10 @@ def keras_reference(what: str, python: str | None, data_dir: str | None = None) 
     if data_dir is None:
         data_dir = str(Path(os.environ.get("DIGITLAB_DATA_DIR", "../shared/data")) / "mnist")
     script = Path(__file__).resolve().parent / "keras_reference.py"
-    done = subprocess.run([python, str(script), what, "--data-dir", data_dir], capture_output=True, text=True)
+    command = [python, str(script), what, "--data-dir", data_dir]
+    if repeats > 1:
+        command += ["--repeats", str(repeats)]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         print(f"keras reference failed (exit {done.returncode}): {tail[0]}")

@@ -74,6 +74,7 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DIGITLAB_DATA_DIR", "../shared/data")) / "mnist")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=1, help="fit: time this many fresh runs and report the fastest")
     args = p.parse_args()
     import keras
 
@@ -83,14 +84,18 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     build().fit(x[:512], y[:512], epochs=1, batch_size=128, verbose=0)  # warm-up, as the digitlab benches do
     if args.what == "fit":
-        net = build()
-        started = time.perf_counter()
-        hist = net.fit(x, y, epochs=args.epochs, batch_size=128, verbose=0)
-        elapsed = time.perf_counter() - started
-        xt = x_test.reshape(-1, 784).astype("float32") / 255
-        _, test_acc = net.evaluate(xt, np.eye(10, dtype="float32")[y_test], verbose=0)
-        out = {"keras_s": round(elapsed, 3), "train_acc": float(hist.history["accuracy"][-1]),
-               "test_acc": float(test_acc)}
+        runs = []
+        for _ in range(max(1, args.repeats)):
+            net = build()
+            started = time.perf_counter()
+            hist = net.fit(x, y, epochs=args.epochs, batch_size=128, verbose=0)
+            elapsed = time.perf_counter() - started
+            xt = x_test.reshape(-1, 784).astype("float32") / 255
+            _, test_acc = net.evaluate(xt, np.eye(10, dtype="float32")[y_test], verbose=0)
+            runs.append((elapsed, float(hist.history["accuracy"][-1]), float(test_acc)))
+        elapsed, train_acc, test_acc = min(runs)
+        out = {"keras_s": round(elapsed, 3), "train_acc": train_acc, "test_acc": test_acc,
+               "keras_runs_s": [round(r[0], 3) for r in runs]}
     else:
         started = time.perf_counter()
         scores = []

@@ -14,7 +14,12 @@ from digitlab.train.loop import fit
 
 
 class _Capture(Callback):
-    """Keeps the optimizer's state and the scheduler's position at the end of training."""
+    """Keeps the running metrics a progress bar would show after step 3, the optimizer's state and the
+    scheduler's position at the end of training."""
+
+    def on_batch_end(self, state, step):
+        if state.epoch == 1 and step == 3:
+            self.running = state.running_metrics()
 
     def on_train_end(self, state):
         self.optimizer_state = {k: v for k, v in state.optimizer.state_dict().items()}
@@ -60,6 +65,9 @@ def test_fused_training_equals_the_general_loop_in_float32(tiny_digits, blank_bo
     assert fused_history["loss"] == pytest.approx(plain_history["loss"], rel=1e-5)
     assert fused_history["accuracy"] == plain_history["accuracy"]
     assert fused_history["lr"] == plain_history["lr"]
+    # What a progress bar shows mid-epoch (the fused step scores its kept logits when asked).
+    assert fused_cap.running["loss"] == pytest.approx(plain_cap.running["loss"], rel=1e-5)
+    assert fused_cap.running["accuracy"] == plain_cap.running["accuracy"]
 
     # The optimizer's state is where the general loop leaves it, so checkpoints resume either way.
     fused_state, plain_state = fused_cap.optimizer_state["state"], plain_cap.optimizer_state["state"]
@@ -98,22 +106,29 @@ def test_a_fused_run_reads_and_writes_the_model_and_optimizer_state(tiny_digits)
     model = build_model("mlp", hidden=16)
     optimizer = KerasRMSprop(model.parameters(), lr=1e-3, rho=0.5)
     step = FusedMLPStep(model, optimizer, TrainConfig(batch_size=64, cpu_amp=False), bf16=False, x=x)
-    assert len(step.alive) == 25 * 26 and step.images.shape == (256, 25 * 26)
+    assert len(step.alive) == 25 * 26 and step.images.shape == (256, 25 * 26 + 1)
+    assert torch.all(step.images[:, -1] == 1)  # the bias column
     blank = torch.ones(28, 28, dtype=torch.bool)
     blank[3:, :-2] = False
     blank = blank.flatten()
+    assert torch.equal(step.images[:, :-1], x.reshape(256, -1)[:, ~blank])
     with torch.no_grad():
         model.dense1.weight.fill_(0.01)
+        model.dense1.bias.fill_(0.2)
     optimizer.state[model.dense1.weight]["square_avg"] = torch.full_like(model.dense1.weight, 4.0)
     step.load()
-    assert torch.all(step.w1 == 0.01)
-    assert torch.allclose(step._views(step.shifted_avg)[0], torch.tensor(4.0 + 1e-7 / 0.5))
-    assert torch.allclose(step._views(step.shifted_avg)[1], torch.tensor(1e-7 / 0.5))  # no state yet: v = 0
+    layer1 = step._views(step.weights)[0]
+    assert torch.all(layer1[:, :-1] == 0.01) and torch.all(layer1[:, -1] == 0.2)
+    shifted = step._views(step.shifted_avg)
+    assert torch.allclose(shifted[0][:, :-1], torch.tensor(4.0 + 1e-7 / 0.5))
+    assert torch.allclose(shifted[0][:, -1], torch.tensor(1e-7 / 0.5))  # b1 has no state yet: v = 0
     with torch.no_grad():
-        step.w1.fill_(0.5)
+        layer1[:, :-1] = 0.5
+        layer1[:, -1] = -0.3
     step.store(steps=3)
     w, avg = model.dense1.weight, optimizer.state[model.dense1.weight]["square_avg"]
     assert torch.all(w[:, ~blank] == 0.5) and torch.all(w[:, blank] == 0.01)
+    assert torch.allclose(model.dense1.bias, torch.tensor(-0.3))
     assert torch.allclose(avg[:, ~blank], torch.tensor(4.0)) and torch.allclose(avg[:, blank], torch.tensor(0.5))
     assert float(optimizer.state[model.dense2.bias]["step"]) == 3
 

@@ -59,8 +59,11 @@ def unsupported_reason(model, config: TrainConfig, device, *, augmenting: bool, 
 class FusedMLPStep:
     """Flat weights, gradients and RMSprop state for an MLP, and the fused epoch that trains them.
 
-    x: the training images as `fit` holds them, (N, 1, 28, 28); `images` is the copy the fused step
-    trains on, flattened to the pixels that are not blank everywhere, in the products' dtype.
+    The flat layout is [W1 | b1] (hidden, k + 1), W2, b2: layer 1's bias is one more input column,
+    and `images` (the copy of the training images the step trains on, in the products' dtype) carry
+    a constant 1 in that column, so one product adds the bias and one gives its gradient. The k
+    input columns are the pixels that are not blank in every training image.
+    x: the training images as `fit` holds them, (N, 1, 28, 28).
     """
 
     def __init__(self, model, optimizer, config: TrainConfig, bf16: bool, x):
@@ -71,12 +74,19 @@ class FusedMLPStep:
         pixels = x.reshape(len(x), -1)
         if config.weight_decay:
             # Weight decay moves every weight, blank pixels' too: keep them all.
-            self.alive = torch.arange(pixels.shape[1])
+            mask = torch.ones(pixels.shape[1], dtype=torch.bool)
         else:
-            self.alive = (pixels != 0).any(0).nonzero().squeeze(1)
-        self.images = pixels.index_select(1, self.alive).to(self.compute_dtype)
+            # Two reductions: 4x faster here than `(pixels != 0).any(0)`.
+            mask = (pixels.amax(0) != 0) | (pixels.amin(0) != 0)
+        self.alive = mask.nonzero().squeeze(1)
+        k = len(self.alive)
+        self.images = torch.empty(len(pixels), k + 1, dtype=self.compute_dtype)
+        self.images[:, k] = 1.0
+        for i in range(0, len(pixels), 4096):  # in blocks that stay in cache: 2x faster than at once
+            self.images[i : i + 4096, :k] = pixels[i : i + 4096][:, mask]
         self.params = [model.dense1.weight, model.dense1.bias, model.dense2.weight, model.dense2.bias]
-        self.shapes = [(model.dense1.weight.shape[0], len(self.alive)), *(p.shape for p in self.params[1:])]
+        self.shapes = [(model.dense1.weight.shape[0], k + 1), tuple(model.dense2.weight.shape),
+                       tuple(model.dense2.bias.shape)]
         n = sum(math.prod(shape) for shape in self.shapes)
         self.weights, self.grads = torch.empty(n), torch.empty(n)
         # RMSprop's average of squared gradients, kept shifted by eps / rho (see _rmsprop).
@@ -86,9 +96,8 @@ class FusedMLPStep:
         self.steps_taken = 0  # the same count as a Python int, for the bias correction
         # The products' copy of the weights: a bf16 cast each step, or the float32 weights themselves.
         self.compute_weights = torch.empty(n, dtype=torch.bfloat16) if bf16 else self.weights
-        self.w1, self.b1, self.w2, self.b2 = self._views(self.weights)
-        self.g1, self.gb1, self.g2, self.gb2 = self._views(self.grads)
-        self.cw1, self.cb1, self.cw2, self.cb2 = self._views(self.compute_weights)
+        self.g1, self.g2, self.gb2 = self._views(self.grads)
+        self.cw1, self.cw2, self.cb2 = self._views(self.compute_weights)
 
     def _views(self, flat):
         views, offset = [], 0
@@ -98,6 +107,22 @@ class FusedMLPStep:
             offset += size
         return views
 
+    def _to_flat(self, tensors, flat) -> None:
+        """(W1, b1, W2, b2) in the model's layout -> `flat`."""
+        layer1, w2, b2 = self._views(flat)
+        layer1[:, :-1] = tensors[0][:, self.alive]
+        layer1[:, -1] = tensors[1]
+        w2.copy_(tensors[2])
+        b2.copy_(tensors[3])
+
+    def _from_flat(self, flat, tensors) -> None:
+        """`flat` -> (W1, b1, W2, b2); W1's columns of blank pixels are left as they are."""
+        layer1, w2, b2 = self._views(flat)
+        tensors[0].index_copy_(1, self.alive, layer1[:, :-1])
+        tensors[1].copy_(layer1[:, -1])
+        tensors[2].copy_(w2)
+        tensors[3].copy_(b2)
+
     def _shift(self) -> float:
         group = self.optimizer.param_groups[0]
         return group["eps"] / group["alpha"]
@@ -106,12 +131,13 @@ class FusedMLPStep:
         """Copy the model's weights and the optimizer's state in (a callback may have changed them)."""
         import torch
 
-        state, shift = self.optimizer.state, self._shift()
+        state = self.optimizer.state
         with torch.no_grad():
-            for i, (p, w, v) in enumerate(zip(self.params, self._views(self.weights), self._views(self.shifted_avg))):
-                w.copy_(p[:, self.alive] if i == 0 else p)
-                avg = state[p]["square_avg"] if "square_avg" in state.get(p, {}) else torch.zeros_like(p)
-                torch.add(avg[:, self.alive] if i == 0 else avg, shift, out=v)
+            self._to_flat(self.params, self.weights)
+            avgs = [state[p]["square_avg"] if "square_avg" in state.get(p, {}) else torch.zeros_like(p)
+                    for p in self.params]
+            self._to_flat(avgs, self.shifted_avg)
+            self.shifted_avg.add_(self._shift())
             self.adam_step.zero_()
             self.steps_taken = 0
 
@@ -119,66 +145,64 @@ class FusedMLPStep:
         """Copy the weights and the RMSprop state back where checkpoints and evaluation look for them."""
         import torch
 
-        state, shift = self.optimizer.state, self._shift()
+        state = self.optimizer.state
         rho = self.optimizer.param_groups[0]["alpha"]
         with torch.no_grad():
-            for i, (p, w, v) in enumerate(zip(self.params, self._views(self.weights), self._views(self.shifted_avg))):
+            self._from_flat(self.weights, self.params)
+            avgs = []
+            for p in self.params:
                 s = state[p]
                 s.setdefault("step", torch.zeros((), dtype=torch.float32))
-                avg = s.setdefault("square_avg", torch.zeros_like(p))
-                if i == 0:
-                    # Blank pixels' weights did not move; their squared-gradient averages decayed by rho a step.
-                    avg.mul_(rho**steps)
-                    p.index_copy_(1, self.alive, w)
-                    avg.index_copy_(1, self.alive, v - shift)
-                else:
-                    p.copy_(w)
-                    torch.sub(v, shift, out=avg)
                 s["step"] += steps
+                avgs.append(s.setdefault("square_avg", torch.zeros_like(p)))
+            # Blank pixels' weights did not move; their squared-gradient averages decayed by rho a step.
+            avgs[0].mul_(rho**steps)
+            self._from_flat(self.shifted_avg - self._shift(), avgs)
 
     def train_epoch(self, state, x_epoch, y_epoch, callbacks) -> None:
-        """One epoch over shuffled rows of `images`; updates state's running loss and accuracy."""
+        """One epoch over shuffled rows of `images`; sets state's running loss and accuracy."""
         import torch
 
         config, optimizer = self.config, self.optimizer
         group = optimizer.param_groups[0]
         bs, n = config.batch_size, len(x_epoch)
-        num_classes = self.w2.shape[0]
+        num_classes = self.cw2.shape[0]
         # Targets for the whole epoch at once: one-hot, smoothed as F.cross_entropy's label_smoothing does.
         ls = config.label_smoothing
         target = torch.full((n, num_classes), ls / num_classes)
         target.scatter_(1, y_epoch[:, None], 1.0 - ls + ls / num_classes)
-        loss_sum, correct = state._loss_sum, state._correct
+        # Each step's logits land here; loss and accuracy are scored from them when asked (by a progress
+        # bar, and at the end of the epoch) rather than with seven small operations every step.
+        epoch_logits = torch.empty(n, num_classes)
+        state._score_seen = lambda seen: _score(epoch_logits[:seen], target[:seen], y_epoch[:seen])
         mm, addmm, relu_backward = torch.mm, torch.addmm, torch.ops.aten.threshold_backward
         cast = self.compute_weights is not self.weights
-        w1, b1, w2, b2 = self.cw1, self.cb1, self.cw2, self.cb2
+        layer1, w2, b2 = self.cw1, self.cw2, self.cb2
 
         self.load()
         # The fused update is this optimizer's step: tell the LR scheduler so (it warns otherwise).
         optimizer._opt_called = True
         for step in range(state.steps_per_epoch):
             rows = slice(step * bs, (step + 1) * bs)
-            xb, yb, tb = x_epoch[rows], y_epoch[rows], target[rows]
-            m = len(yb)
+            xb, tb, logits = x_epoch[rows], target[rows], epoch_logits[rows]
+            m = len(tb)
             if cast:
                 self.compute_weights.copy_(self.weights)
-            h = addmm(b1, xb, w1.t()).relu_()
-            logits = addmm(b2, h, w2.t()).float()
-            log_p = torch.log_softmax(logits, 1)
-            loss_sum -= (log_p * tb).sum()
-            correct += (logits.argmax(1) == yb).sum()
+            h = mm(xb, layer1.t()).relu_()  # xb's last column is 1: this adds b1
+            logits.copy_(addmm(b2, h, w2.t()))
             # d(mean cross-entropy)/d logits = (softmax - target) / batch
-            d_logits = log_p.exp_().sub_(tb).div_(m).to(self.compute_dtype)
+            d_logits = torch.softmax(logits, 1).sub_(tb).div_(m).to(self.compute_dtype)
             self.g2.copy_(mm(d_logits.t(), h))
             self.gb2.copy_(d_logits.sum(0))  # summed in the products' dtype, as autocast's backward does
             d_h = relu_backward(mm(d_logits, w2), h, 0)
-            self.gb1.copy_(d_h.sum(0))
-            self.g1.copy_(mm(d_h.t(), xb))
+            self.g1.copy_(mm(d_h.t(), xb))  # [dW1 | db1]
             self._rmsprop(group)
             state.scheduler.step()
             state._seen += m
             callbacks.on_batch_end(state, step)
         self.store(state.steps_per_epoch)
+        state._loss_sum, state._correct = state._score_seen(state._seen)
+        state._score_seen = None
 
     def _rmsprop(self, group: dict) -> None:
         """KerasRMSprop's step, v = rho v + (1-rho) g^2; w -= lr g / sqrt(v + eps), in one fused kernel.
@@ -203,3 +227,9 @@ class FusedMLPStep:
         )
         self.shifted_avg.add_(eps * (1.0 - rho) / rho)
 
+
+def _score(logits, target, labels):
+    """(summed cross-entropy against `target`, number right) of a block of logits."""
+    import torch
+
+    return -(torch.log_softmax(logits, 1) * target).sum(), (logits.argmax(1) == labels).sum()

@@ -73,11 +73,16 @@ class TrainState:
     _correct: Any = None
     _seen: int = 0
     _shuffled: Any = None  # the epoch's shuffled copy of the training images (a reused buffer)
+    # Set by a step that keeps the epoch's logits and scores them only when asked (the fused mlp):
+    # seen -> (loss sum, correct count) over the first `seen` images of the epoch.
+    _score_seen: Any = None
 
     def running_metrics(self) -> dict:
         """The epoch's running loss and accuracy so far (reads tensors: a host sync)."""
         if not self._seen:
             return {}
+        if self._score_seen is not None:
+            self._loss_sum, self._correct = self._score_seen(self._seen)
         return {"loss": float(self._loss_sum) / self._seen, "accuracy": float(self._correct) / self._seen}
 
 
@@ -245,6 +250,7 @@ def _start_epoch(state: TrainState) -> None:
     state._loss_sum = torch.zeros((), device=state.device)
     state._correct = torch.zeros((), device=state.device, dtype=torch.long)
     state._seen = 0
+    state._score_seen = None
 
 
 def _shuffle_epoch(state: TrainState, x_t, y_t):
