@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -89,6 +90,22 @@ def test_cli_checkpoint_flags_are_checked(tmp_path):
 
 
 @pytest.mark.timeout(300)
+def _children(pid: int) -> list[int]:
+    """The pids of a process's children (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def test_cv_killed_after_a_fold_resumes_the_rest_to_the_same_scores(tmp_path, idx_data_dir):
     """`digitlab cv -o OUT` SIGKILLed once fold 1 is saved; `--resume` skips the saved folds."""
     import json
@@ -102,8 +119,15 @@ def test_cv_killed_after_a_fold_resumes_the_rest_to_the_same_scores(tmp_path, id
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(out / "folds" / "fold-01.json", doomed)
+        workers = _children(doomed.pid)
+        assert workers, "the folds should be running in worker processes"
         doomed.send_signal(signal.SIGKILL)
         assert doomed.wait(timeout=30) == -signal.SIGKILL
+        # The pool's workers leave with their parent instead of waiting on its pipe for ever.
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in workers if _alive(pid)], "worker processes outlived the killed cv"
     finally:
         if doomed.poll() is None:
             doomed.kill()

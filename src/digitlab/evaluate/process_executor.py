@@ -18,6 +18,7 @@ pickled, about two seconds more).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable, Sequence
@@ -35,15 +36,36 @@ def physical_cores() -> int:
     return max(1, torch.get_num_threads())
 
 
-def _init_worker(x, y, threads: int) -> None:
+def _init_worker(x, y, threads: int, parent_pid: int) -> None:
     import torch
 
     from digitlab.train.device import prepare_training_process
 
+    _exit_with_parent(parent_pid)
     global _POOL_X, _POOL_Y
     _POOL_X, _POOL_Y = x, y
     prepare_training_process()  # a spawned worker starts bare; a forked one has it already
     torch.set_num_threads(threads)
+
+
+def _exit_with_parent(parent_pid: int, interval: float = 0.5) -> None:
+    """Leave when the parent process is gone.
+
+    A parent killed outright (kill -9, the OOM killer) cannot tell its pool to stop. Its workers
+    would then wait for ever on the pool's pipe, each holding its copy of the data (350 MB for the
+    mlp's CV). A daemon thread checks the parent's pid twice a second; the fold being trained is
+    lost either way, since only the parent saves folds.
+    """
+    import os
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="digitlab-exit-with-parent", daemon=True).start()
 
 
 def _run_in_worker(task):
@@ -103,7 +125,7 @@ class ProcessExecutor:
         # Each worker pins its own thread count; the folds' configs must not override it.
         tasks = [_with_threads(t, threads) for t in tasks]
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(x, y, threads)) as pool:
+                                 initargs=(x, y, threads, os.getpid())) as pool:
             futures = [pool.submit(_run_in_worker, task) for task in tasks]
             try:
                 for future in as_completed(futures):
