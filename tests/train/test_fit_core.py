@@ -15,6 +15,7 @@ from digitlab.train.config import TrainConfig
 from digitlab.train.device import seed_everything
 from digitlab.train.loop import fit
 from digitlab.train.optim import lr_factor
+from digitlab.train.rmsprop import KerasRMSprop
 
 
 def _model(seed=0):
@@ -95,6 +96,26 @@ def test_rmsprop_weight_decay_state_dict_and_a_torch_rmsprop_checkpoint():
     before = resumed.state[legacy_w]["square_avg"].clone()
     resumed.step()
     assert torch.allclose(resumed.state[legacy_w]["square_avg"], 0.9 * before + 0.1 * 0.25)
+
+
+def test_building_the_rmsprop_optimizer_skips_the_torch_dynamo_import():
+    """torch._dynamo costs about a second to import; `digitlab train --model mlp` never needs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from digitlab.train.rmsprop import KerasRMSprop\n"
+            "w = torch.nn.Parameter(torch.zeros(2))\n"
+            "opt = KerasRMSprop([{'params': [w]}, {'params': [torch.nn.Parameter(torch.ones(1))], 'lr': 0.5}])\n"
+            "assert [g['lr'] for g in opt.param_groups] == [1e-3, 0.5], opt.param_groups\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    # The checks torch's add_param_group makes still apply.
+    w = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="appear in more than one"):
+        KerasRMSprop([{"params": [w]}, {"params": [w]}])
 
 
 def test_lr_schedules_warm_up_then_decay():

@@ -49,6 +49,16 @@ class KerasRMSprop(torch.optim.Optimizer):
         self._scratch[id(group)] = (key, (avgs, steps, scratch))
         return avgs, steps, scratch
 
+    def add_param_group(self, param_group: dict) -> None:
+        # torch wraps this method in torch._disable_dynamo, whose first call imports torch._dynamo:
+        # about a second of start-up for every training command, for a guard that matters only when
+        # an optimizer is built inside a torch.compile'd function, which digitlab never does. (The
+        # general loop imports it later anyway, at its first zero_grad; the fused mlp step never does.)
+        unwrapped = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__", None)
+        if unwrapped is None:
+            return super().add_param_group(param_group)
+        return unwrapped(self, param_group)
+
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
         self._scratch.clear()  # the state tensors were replaced
