@@ -95,3 +95,25 @@ def test_cli_executor_flag_errors(argv, message):
 
     with pytest.raises(ConfigError, match=message):
         make_executor(build_parser().parse_args([*argv, "--device", "cpu"]))
+
+
+def test_the_parent_preloads_torch_dynamo_only_for_folds_that_need_it(monkeypatch):
+    """mlp folds train through the fused step, which never imports torch._dynamo: no second of preload."""
+    import digitlab.evaluate.process_executor as pe
+    from digitlab.evaluate.crossval import FoldTask
+    from digitlab.train.config import TrainConfig
+
+    import torch
+
+    built = []
+    monkeypatch.setattr(torch.optim, "SGD", lambda *a, **k: built.append(1))
+    idx = np.arange(4)
+
+    def tasks(model, **config):
+        return [FoldTask(f, idx, idx, model, {}, TrainConfig(seed=f, **config)) for f in range(3)]
+
+    pe._preload_for_workers(tasks("mlp"))
+    assert built == []
+    pe._preload_for_workers(tasks("mlp", optimizer="sgd"))
+    pe._preload_for_workers(tasks("fast"))
+    assert built == [1, 1]

@@ -120,7 +120,7 @@ class ProcessExecutor:
             return []
         context = multiprocessing.get_context(method)
         if method == "fork":
-            _preload_for_workers()
+            _preload_for_workers(tasks)
         results = []
         # Each worker pins its own thread count; the folds' configs must not override it.
         tasks = [_with_threads(t, threads) for t in tasks]
@@ -140,12 +140,28 @@ class ProcessExecutor:
         return results
 
 
-def _preload_for_workers() -> None:
-    """Forked workers inherit this process's imports. The first torch optimizer of a process imports
-    torch._dynamo (about a second): pay that once here rather than once in every worker."""
+def _preload_for_workers(tasks) -> None:
+    """Forked workers inherit this process's imports. The first torch optimizer step of a process
+    imports torch._dynamo (about a second): pay that once here rather than once in every worker.
+    Folds of the article's mlp train through the fused step, which never imports it: then skip it."""
     import torch
 
+    kinds = {(t.model_name, repr(sorted(t.model_kwargs.items())), t.config.replace(seed=0)): t for t in tasks}
+    if all(_trains_fused(task) for task in kinds.values()):
+        return
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
+def _trains_fused(task) -> bool:
+    import torch
+
+    from digitlab.models.registry import build_model
+    from digitlab.train.fused_mlp import unsupported_reason
+
+    config = task.config
+    model = build_model(task.model_name, **task.model_kwargs)
+    return unsupported_reason(model, config, torch.device("cpu"), augmenting=config.augment != "none",
+                              distilling=config.teacher is not None) is None
 
 
 def _with_threads(task, threads: int):
