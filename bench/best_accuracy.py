@@ -163,7 +163,7 @@ def main(argv=None) -> int:
         m = read_metrics(base_dir) if rc == 0 else None
         figures["baseline"] = {"command": shlex.join(cmd), "rc": rc,
                                "test_accuracy": m and m["test_accuracy"], "train_time_s": m and m["train_time_s"]}
-        print(f"baseline cnn (Keras mnist_convnet): " + (f"test accuracy {m['test_accuracy']:.4f} in "
+        print("baseline cnn (Keras mnist_convnet): " + (f"test accuracy {m['test_accuracy']:.4f} in "
               f"{m['train_time_s']:.1f}s" if m else f"FAILED (exit {rc}, see {out / 'logs' / 'baseline.log'})"),
               flush=True)
 

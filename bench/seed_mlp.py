@@ -170,7 +170,8 @@ def main() -> None:
         print(f"speed-up vs keras on this machine: {ratio:.2f}x (goal >= 5x, i.e. <= {keras['keras_s'] / 5:.2f} s): "
               f"{'met' if ratio >= 5 else 'not met'}")
         print(f"even at that floor, with nothing else to do: {keras['keras_s'] / floor:.2f}x keras")
-        figures.update(keras_s=keras["keras_s"], keras_runs_s=keras.get("keras_runs_s"), keras_test_acc=keras["test_acc"], speedup_vs_keras=round(ratio, 3),
+        figures.update(keras_s=keras["keras_s"], keras_runs_s=keras.get("keras_runs_s"),
+                       keras_test_acc=keras["test_acc"], speedup_vs_keras=round(ratio, 3),
                        keras_version=keras["keras"], floor_speedup_vs_keras=round(keras["keras_s"] / floor, 3))
     _common.emit_json(figures)
 

@@ -65,14 +65,14 @@ def test_without_a_classifier_only_wide_groups_are_cut():
 
 
 def test_cuts_anchored_at_a_middle_row_pass_through_it_and_cost_the_ink_they_cross():
-    from digitlab.inference.segment import _anchored_paths
+    from digitlab.inference.cut_paths import anchored_paths
 
     # A bar across the top half, open below: a path through the middle row's gap crosses only the bar.
     local = np.zeros((20, 15), bool)
     local[2:5, :] = True
     local[8:, 4:11] = True
     local[8:, 7] = False  # a one-column slot through the lower half
-    total, trace = _anchored_paths(local, 10, 2, 13)
+    total, trace = anchored_paths(local, 10, 2, 13)
     assert np.isinf(total[:2]).all() and np.isinf(total[13:]).all()
     path = trace(7)
     assert path.shape == (20,) and path[10] == 7 and np.abs(np.diff(path)).max() <= 1
@@ -81,16 +81,16 @@ def test_cuts_anchored_at_a_middle_row_pass_through_it_and_cost_the_ink_they_cro
 
 
 def test_a_candidate_with_twice_a_digits_stroke_length_scores_lower():
-    from digitlab.inference.segment import DIGIT_BONUS, LOG_P_WEIGHT, _run_score
+    from digitlab.inference.digit_score import DIGIT_BONUS, LOG_P_WEIGHT, candidate_score
 
     probs = confident_zero(np.zeros((1, 28, 28), np.float32))[0]
     single = line_of((ring(), 40))
     double = single.copy()
     double[32:68, 50:74] |= ring(36, 24, 4)  # a second ring inside the first: same box, same aspect
-    plain = _run_score(single, probs, 60.0)
+    plain = candidate_score(single, probs, 60.0)
     # A plain 0 pays (almost) nothing for its strokes' length.
     assert plain > LOG_P_WEIGHT * np.log(0.92) + DIGIT_BONUS - 0.1
-    assert _run_score(double, probs, 60.0) < plain - 1.0
+    assert candidate_score(double, probs, 60.0) < plain - 1.0
 
 
 def ring_with_bar(bar: int = 40) -> np.ndarray:

@@ -4,7 +4,6 @@ visible after the kill is half-written. Real processes, real signals; nothing is
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time

@@ -150,8 +150,9 @@ def test_the_fused_step_is_used_only_where_it_computes_the_same_training(model_n
     got = unsupported_reason(model, TrainConfig(**settings), torch.device("cpu"), augmenting=False, distilling=False)
     assert got is None if reason is None else reason in got
     mlp = build_model("mlp")
-    assert "augmentation" in unsupported_reason(mlp, TrainConfig(), torch.device("cpu"), augmenting=True, distilling=False)
-    assert "distillation" in unsupported_reason(mlp, TrainConfig(), torch.device("cpu"), augmenting=False, distilling=True)
+    cpu = torch.device("cpu")
+    assert "augmentation" in unsupported_reason(mlp, TrainConfig(), cpu, augmenting=True, distilling=False)
+    assert "distillation" in unsupported_reason(mlp, TrainConfig(), cpu, augmenting=False, distilling=True)
     assert "cuda" in unsupported_reason(mlp, TrainConfig(), torch.device("cuda"), augmenting=False, distilling=False)
 
 

@@ -25,7 +25,9 @@ from typing import Callable
 import numpy as np
 
 from digitlab.inference.components import BIG_PIECE, Components, box_gap, label_components, mask_of, union_box
-from digitlab.inference.digit28 import _erode_cross, digit_to_28, stroke_width
+from digitlab.inference.cut_paths import cheapest_paths, cut_paths
+from digitlab.inference.digit28 import digit_to_28, stroke_width
+from digitlab.inference.digit_score import box_of, candidate_score
 
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) float32 -> probabilities (N, C)
 
@@ -37,38 +39,9 @@ MIN_PART = 0.2        # a split part is at least 20% of the group's height wide
 MIN_HEIGHT = 0.5      # ... and at least half its height tall
 MAX_CANDIDATES = 6    # cuts tried per group without a classifier (the first valid one is kept)
 MIN_SHARE = 0.2       # a cut leaves at least 20% of the piece it splits on each side
-# log(width / height) of MNIST training digits per class 0-9 (bounding box of pixels > 127): mean, std
-ASPECT_LOG_MEAN = (-0.119, -1.007, -0.083, -0.262, -0.270, -0.086, -0.360, -0.294, -0.311, -0.433)
-ASPECT_LOG_STD = (0.218, 0.489, 0.242, 0.226, 0.229, 0.286, 0.229, 0.230, 0.237, 0.215)
 MAX_ATOMS = 6         # a digit is at most 6 atoms (a 2 or 5 with a long stroke is cut into many)
 MAX_WIDTH = 1.8       # ... and at most 1.8 line heights wide (a 5 with a long bar is wide)
-CUTTABLE = 0.45       # components narrower than 45% of the line height are one digit or part of one
-MIN_ATOM = 0.12       # a cut leaves atoms at least 12% of the line height wide
-MIN_ATOM_AREA = 0.01  # ... with at least 1% of a line height squared of ink
-ANCHORS = (0.0, 0.25, 0.5, 0.75, 1.0)  # rows (fractions of the height) that cut paths pass through
-CUT_SPACING = 0.2     # candidate cuts are at least 20% of a line height apart
-MAX_CUT_STROKES = 2.0 # a cut crosses at most two strokes' worth of ink
 CUT_WEIGHT = 1.0      # cost per stroke crossed by a cut the reading keeps
-SHORT = 0.75          # a digit shorter than 75% of the line is likely a piece of one
-SHORT_WEIGHT = 3.0    # cost per unit of log(SHORT * line height / height)
-GAP_WEIGHT = 1.0      # cost per line height of empty columns inside a digit
-DIGIT_BONUS = 0.25    # added per digit: > 0 favours more, smaller digits
-WIDE = 1.0            # a digit wider than the line is tall is likely two that touch
-WIDE_WEIGHT = 1.0     # cost per line height of width beyond WIDE
-LOG_P_WEIGHT = 2.0    # the model's log probability counts twice: its confidence tops out near 0.92
-                      # (label smoothing), so a doubtful reading of two touching digits as one
-                      # otherwise costs too little next to the priors
-RUN_ASPECT_WEIGHT = 0.1  # the width/height prior's weight in a candidate's score
-ODD_ASPECT = 2.5      # beyond 2.5 standard deviations a width/height is implausible for a class
-ODD_ASPECT_WEIGHT = 1.0  # cost per squared standard deviation beyond ODD_ASPECT
-# log(length of a digit's strokes / line height) per class 0-9, the length being half the ink's boundary
-# (a ribbon's length, whatever the pen's width): mean, std over the correctly read digits of 1,000
-# generated numbers (seeds 3 and 5)
-INK_LOG_MEAN = (0.817, 0.126, 0.764, 0.738, 0.605, 0.775, 0.640, 0.498, 0.746, 0.604)
-INK_LOG_STD = (0.119, 0.092, 0.150, 0.144, 0.116, 0.133, 0.156, 0.113, 0.133, 0.128)
-LITTLE_INK = 4.0      # beyond 4 standard deviations shorter than the class's strokes: a piece (half a 0 is no 5)
-MUCH_INK = 2.5        # beyond 2.5 longer: likely two digits that touch (an 88 is no 8)
-INK_WEIGHT = 1.0      # cost per squared standard deviation beyond those
 
 
 @dataclass(frozen=True)
@@ -188,7 +161,7 @@ def _valid_splits(group_mask: np.ndarray, box, min_part: int) -> list[tuple[Segm
     if hi - lo < 1:
         return []
     splits: list[tuple[Segment, Segment]] = []
-    for path in _cheapest_paths(local, lo, hi, MAX_CANDIDATES * 2):
+    for path in cheapest_paths(local, lo, hi, MAX_CANDIDATES * 2):
         left_of = np.arange(local.shape[1])[None, :] < path[:, None]
         if min((piece & left_of).sum(), (piece & ~left_of).sum()) < MIN_SHARE * piece.sum():
             continue  # the cut must split the main piece itself
@@ -198,19 +171,6 @@ def _valid_splits(group_mask: np.ndarray, box, min_part: int) -> list[tuple[Segm
             if len(splits) == MAX_CANDIDATES:
                 break
     return splits
-
-
-def _cheapest_paths(local: np.ndarray, lo: int, hi: int, k: int) -> list[np.ndarray]:
-    """Up to k cut paths within [lo, hi) (see _path_costs), cheapest first, ending at least 3
-    columns apart."""
-    total, moves = _path_costs(local, lo, hi)
-    ends: list[int] = []
-    for end in np.argsort(total, kind="stable"):
-        if not np.isfinite(total[end]) or len(ends) == k:
-            break
-        if all(abs(int(end) - e) >= 3 for e in ends):
-            ends.append(int(end))
-    return [_trace(moves, end) for end in ends]
 
 
 def _cut(group_mask: np.ndarray, box, left_of: np.ndarray) -> tuple[Segment, Segment] | None:
@@ -248,7 +208,7 @@ class _Atom:
 def _read_line(ink, mask, comps: Components, keep: list[int], classify: Classify) -> list[Segment]:
     """The segments of the best reading of the line (step 3 with a classifier).
 
-    Every run of up to MAX_ATOMS consecutive atoms is a candidate digit, scored by _run_score; the
+    Every run of up to MAX_ATOMS consecutive atoms is a candidate digit, scored by candidate_score; the
     reading is the chain of runs covering all atoms with the highest total score, less the cost of
     the cuts through ink it keeps (dynamic programming over the atoms, left to right).
     """
@@ -267,7 +227,7 @@ def _read_line(ink, mask, comps: Components, keep: list[int], classify: Classify
             if j - i == 1 or _width_of(spans[i:j]) <= MAX_WIDTH * line_height]
     masks = {run: np.logical_or.reduce([a.mask for a in atoms[run[0] : run[1]]]) for run in runs}
     probs = classify(np.stack([digit_to_28(ink, masks[run]) for run in runs]))
-    score = {run: _run_score(masks[run], p, line_height) for run, p in zip(runs, probs)}
+    score = {run: candidate_score(masks[run], p, line_height) for run, p in zip(runs, probs)}
     # Ending a digit between atoms k-1 and k keeps every cut that separates them.
     position = {(a.component, a.index): k for k, a in enumerate(atoms)}
     boundary = np.zeros(n + 1)
@@ -284,32 +244,9 @@ def _read_line(ink, mask, comps: Components, keep: list[int], classify: Classify
     segments, j = [], n
     while j > 0:
         run = (int(start[j]), j)
-        segments.append(Segment(masks[run], _box_of(masks[run])))
+        segments.append(Segment(masks[run], box_of(masks[run])))
         j = run[0]
     return segments[::-1]
-
-
-def _run_score(mask: np.ndarray, probs: np.ndarray, line_height: float) -> float:
-    """How well a candidate reads as one digit: the model's log probability (times LOG_P_WEIGHT)
-    plus the width/height and stroke-length priors of the class that maximises their sum, less
-    penalties for being short (a piece of a digit), for columns without ink inside it (two digits
-    with space between) and for being wide."""
-    y0, x0, y1, x1 = _box_of(mask)
-    height = y1 - y0
-    log_p = LOG_P_WEIGHT * np.log(np.maximum(probs, 1e-6))
-    if len(probs) == len(ASPECT_LOG_MEAN):
-        z = (np.log((x1 - x0) / height) - np.array(ASPECT_LOG_MEAN)) / np.array(ASPECT_LOG_STD)
-        log_p = log_p - RUN_ASPECT_WEIGHT * 0.5 * z**2 - ODD_ASPECT_WEIGHT * np.maximum(0.0, np.abs(z) - ODD_ASPECT) ** 2
-        crop = mask[y0:y1, x0:x1]
-        length = max(np.count_nonzero(crop & ~_erode_cross(crop)) / 2.0, 1.0) / line_height
-        z = (np.log(length) - np.array(INK_LOG_MEAN)) / np.array(INK_LOG_STD)
-        odd = np.maximum(0.0, -z - LITTLE_INK) ** 2 + np.maximum(0.0, z - MUCH_INK) ** 2
-        log_p = log_p - INK_WEIGHT * odd
-    short = max(0.0, np.log(SHORT * line_height / height))
-    cols = mask[y0:y1, x0:x1].any(axis=0)
-    gap = _longest_false_run(cols) / line_height
-    wide = max(0.0, (x1 - x0) / line_height - WIDE)
-    return float(log_p.max()) - SHORT_WEIGHT * short - GAP_WEIGHT * gap - WIDE_WEIGHT * wide + DIGIT_BONUS
 
 
 def _columns_of(mask: np.ndarray) -> tuple[int, int]:
@@ -329,7 +266,7 @@ def _atoms_of(group_mask: np.ndarray, box, line_height: float, stroke: float) ->
     each cut crosses)."""
     y0, x0, y1, x1 = box
     local = group_mask[y0:y1, x0:x1]
-    paths = _cut_paths(local, line_height, stroke)
+    paths = cut_paths(local, line_height, stroke)
     cols = np.arange(local.shape[1])[None, :]
     pieces, crossed, left = [], [], np.zeros_like(local)
     for path in paths + [None]:
@@ -341,94 +278,6 @@ def _atoms_of(group_mask: np.ndarray, box, line_height: float, stroke: float) ->
             crossed.append(int(local[np.arange(len(path)), path].sum()))
         left = left | left_of
     return pieces, crossed
-
-
-def _cut_paths(local: np.ndarray, line_height: float, stroke: float) -> list[np.ndarray]:
-    """Candidate cuts of one component, left to right: top-to-bottom paths (one column per row,
-    moving at most one column a row, so they bend between overlapping digits) crossing at most
-    MAX_CUT_STROKES strokes, leaving atoms at least MIN_ATOM of a line height wide and of
-    MIN_ATOM_AREA. Paths never cross each other.
-
-    The cheapest path through each column of an anchor row (ANCHORS, from the top to the bottom) is a
-    candidate where its cost is a local minimum along that row: anchoring the path at several rows
-    offers several cuts per contact region (the cheapest path ending at the bottom alone often bends
-    through one digit's loop instead of between two digits touching along a long contact)."""
-    h, w = local.shape
-    margin = max(2, int(MIN_ATOM * line_height))
-    if w < max(2 * margin + 1, CUTTABLE * line_height):
-        return []
-    spacing = max(2, int(CUT_SPACING * line_height))
-    found: list[tuple[float, np.ndarray]] = []
-    for row in sorted({min(h - 1, int(f * h)) for f in ANCHORS}):
-        total, trace = _anchored_paths(local, row, margin, w - margin)
-        ends: list[int] = []
-        for end in np.argsort(total, kind="stable"):
-            if not np.isfinite(total[end]) or total[end] > MAX_CUT_STROKES * stroke:
-                break
-            window = total[max(0, end - spacing) : end + spacing + 1]
-            if total[end] <= window.min() and all(abs(int(end) - e) >= spacing for e in ends):
-                ends.append(int(end))
-                found.append((float(total[end]), trace(int(end))))
-    chosen: list[np.ndarray] = []
-    for _, path in sorted(found, key=lambda f: f[0]):
-        if all(abs(float(path.mean() - other.mean())) >= spacing for other in chosen):
-            chosen.append(path)
-    cols = np.arange(w)[None, :]
-    min_area = MIN_ATOM_AREA * line_height**2
-    paths: list[np.ndarray] = []
-    for path in sorted(chosen, key=lambda p: float(p.mean())):
-        if paths:
-            path = np.maximum(path, paths[-1])  # no crossing: stay right of the previous cut
-            before = local & (cols < path[:, None]) & ~(cols < paths[-1][:, None])
-        else:
-            before = local & (cols < path[:, None])
-        after = local & ~(cols < path[:, None])
-        if before.sum() >= min_area and after.sum() >= min_area:
-            paths.append(path)
-    return paths
-
-
-def _anchored_paths(local: np.ndarray, row: int, lo: int, hi: int):
-    """(cost of the cheapest top-to-bottom path through each column of `row`, inf outside [lo, hi);
-    a function column -> that path)."""
-    upper_total, upper_moves = _path_costs(local[: row + 1], lo, hi)
-    lower_total, lower_moves = _path_costs(local[row:][::-1], lo, hi)
-    total = upper_total + lower_total - local[row].astype(np.float32)
-
-    def trace(x: int) -> np.ndarray:
-        return np.concatenate([_trace(upper_moves, x), _trace(lower_moves, x)[::-1][1:]])
-
-    return total, trace
-
-
-def _path_costs(local: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dynamic programming for top-to-bottom paths ending in columns [lo, hi): (cost of the cheapest
-    path ending at each column, inf outside; the move (-1, 0, +1) taken into each pixel). Cost: 1
-    per ink pixel crossed, 0.02 per step sideways (straight cuts win ties)."""
-    h, w = local.shape
-    cost = local.astype(np.float32)
-    cost[:, :lo] = np.inf
-    cost[:, hi:] = np.inf
-    total = cost[0].copy()
-    moves = np.zeros((h, w), np.int8)
-    for y in range(1, h):
-        left = np.concatenate([[np.inf], total[:-1]]) + 0.02
-        right = np.concatenate([total[1:], [np.inf]]) + 0.02
-        options = np.stack([left, total, right])
-        choice = np.argmin(options, axis=0)
-        total = options[choice, np.arange(w)] + cost[y]
-        moves[y] = choice - 1  # -1: came from the left column
-    return total, moves
-
-
-def _trace(moves: np.ndarray, end: int) -> np.ndarray:
-    """The path (column per row) ending at column `end` of the last row."""
-    path = np.empty(moves.shape[0], np.int64)
-    x = end
-    for y in range(moves.shape[0] - 1, -1, -1):
-        path[y] = x
-        x += int(moves[y, x]) if y > 0 else 0
-    return path
 
 
 def _line_height(comps: Components, keep: list[int]) -> float:
@@ -449,15 +298,3 @@ def _centre_x(mask: np.ndarray) -> float:
     return float(np.nonzero(mask)[1].mean())
 
 
-def _box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
-
-
-def _longest_false_run(values: np.ndarray) -> int:
-    """Length of the longest run of False in a bool vector."""
-    best = run = 0
-    for v in values:
-        run = 0 if v else run + 1
-        best = max(best, run)
-    return best

@@ -133,7 +133,6 @@ def fit(
     With `config.val_split > 0` the validation set is carved from (x, y) instead.
     """
     import torch
-    import torch.nn.functional as F
 
     from digitlab.train.device import cpu_float_mode, configure_threads, resolve_device, use_cpu_bf16
     from digitlab.train.optim import make_optimizer, make_scheduler

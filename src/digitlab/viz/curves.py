@@ -3,7 +3,6 @@ train in red and test in green, every run overlaid, with axis labels, a legend a
 
 from __future__ import annotations
 
-from typing import Sequence
 
 
 def learning_curves_figure(histories, title: str | None = None, val_label: str = "test"):
