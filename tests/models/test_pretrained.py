@@ -62,3 +62,20 @@ def test_scores_at_least_99_6_percent_on_the_mnist_test_set(mnist):
     assert scores["accuracy"] >= 0.996
     recorded = model.digitlab_meta["metrics"]["test_accuracy"]
     assert scores["accuracy"] == pytest.approx(recorded, abs=2e-4)  # reproduces the recorded figure
+
+
+@pytest.mark.integration
+def test_its_stored_temperature_makes_test_confidences_match_test_accuracy(mnist):
+    """Fitted on augmented training images (never on the test set), the temperature still fits the test set."""
+    from digitlab.evaluate.metrics import predict_proba
+    from digitlab.evaluate.temperature import apply_temperature, calibration_stats
+
+    meta = load_model_meta(FOLDER)
+    scaling = meta["temperature_scaling"]
+    assert "training images" in scaling["fitted_on"] and 0.2 < scaling["temperature"] < 1.0
+    raw = predict_proba(load_model(), mnist.x_test)
+    before = calibration_stats(raw, mnist.y_test)
+    after = calibration_stats(apply_temperature(raw, scaling["temperature"]), mnist.y_test)
+    assert after["accuracy"] == before["accuracy"]
+    assert after["ece"] < 0.01 < before["ece"] and after["nll"] < 0.5 * before["nll"]
+    assert after["nll"] == pytest.approx(scaling["test"]["after"]["nll"], abs=1e-3)  # as recorded

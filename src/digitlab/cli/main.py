@@ -18,7 +18,7 @@ from digitlab.errors import DigitlabError
 
 # Order here is the order in `digitlab --help`.
 COMMAND_MODULES = [
-    "data", "models", "train", "evaluate", "cv", "report", "reproduce", "ensemble",
+    "data", "models", "train", "evaluate", "calibrate", "cv", "report", "reproduce", "ensemble",
     "predict", "read", "export", "serve", "sweep",
 ]
 

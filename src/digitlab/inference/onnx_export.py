@@ -4,7 +4,9 @@ against torch, and run it with ONNX Runtime.
 The exported graph is `softmax(model(image))`: input `image` float32 (N, 1, 28, 28) in [0, 1] (the
 MNIST polarity: white ink on black), output `probabilities` float32 (N, C). The metadata
 (`metadata_props`) holds `digitlab.classes` and `digitlab.preprocessing` (JSON), `digitlab.version`,
-`digitlab.architecture`, `digitlab.metrics` and `digitlab.output` = "probabilities".
+`digitlab.architecture`, `digitlab.metrics`, `digitlab.output` = "probabilities" and, for a model
+calibrated with `digitlab calibrate`, `digitlab.temperature_scaling` (the graph's probabilities are the
+raw ones; apply the temperature as digitlab.evaluate.temperature.apply_temperature does).
 
 `quantize="int8"` writes the same graph with int8 weights and uint8 activations (ONNX Runtime static
 quantization, calibrated on MNIST training images): 2-2.5x the images/s of float32 for the shipped CNN
@@ -103,6 +105,10 @@ def export_onnx(model, path: str | Path, *, check: bool = True, parity_n: int = 
         "digitlab.architecture": json.dumps(meta.get("architecture") or {}),
         "digitlab.metrics": json.dumps(_scalar_metrics(meta.get("metrics") or {})),
     }
+    if meta.get("temperature_scaling"):
+        # The graph outputs the raw probabilities; a runtime applies the temperature (Recognizer does).
+        props["digitlab.temperature_scaling"] = json.dumps(
+            {k: meta["temperature_scaling"].get(k) for k in ("temperature", "fitted_on")})
     result = {"path": str(path), "opset": int(max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")))}
     if quantize:
         props["digitlab.quantization"] = json.dumps(

@@ -149,9 +149,11 @@ class Recognizer:
     """Preprocessing (MNIST-style), a model (torch or ONNX Runtime) and the unsure threshold."""
 
     def __init__(self, backend, info: dict, classes: list[str], min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES, temperature: float = 1.0):
         if not 0.0 <= min_confidence <= 1.0:
             raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        if not temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
         if max_pixels < 28 * 28:
             raise ConfigError(f"max_pixels must be at least 784 (28x28), got {max_pixels}")
         self.backend = backend
@@ -160,6 +162,10 @@ class Recognizer:
         self.min_confidence = float(min_confidence)
         self.max_pixels = int(max_pixels)
         self.max_bytes = int(max_bytes)
+        # From `digitlab calibrate` (the model's JSON): the probabilities that predict and read report
+        # are softmax(logits / T), so that a confidence of 0.99 is right 99% of the time.
+        self.temperature = float(temperature)
+        self.info.setdefault("temperature", self.temperature)
 
     @classmethod
     def load(cls, model: str | Path | None = None, *, runtime: str = "torch",
@@ -195,7 +201,8 @@ class Recognizer:
             "runtime": runtime,
             "device": device if runtime == "torch" else "cpu",
         }
-        return cls(backend, info, list(meta.get("classes") or [str(i) for i in range(10)]), min_confidence, max_pixels)
+        return cls(backend, info, list(meta.get("classes") or [str(i) for i in range(10)]), min_confidence, max_pixels,
+                   temperature=_temperature_of(meta.get("temperature_scaling")))
 
     @classmethod
     def _load_onnx_file(cls, path: Path, min_confidence: float, max_pixels: int) -> "Recognizer":
@@ -215,12 +222,17 @@ class Recognizer:
             "model_digitlab_version": backend.metadata.get("digitlab.version"),
             "digitlab_version": __version__, "runtime": "onnx", "device": "cpu",
         }
-        return cls(backend, info, list(backend.classes), min_confidence, max_pixels)
+        scaling = json.loads(backend.metadata.get("digitlab.temperature_scaling", "null") or "null")
+        return cls(backend, info, list(backend.classes), min_confidence, max_pixels,
+                   temperature=_temperature_of(scaling))
 
     # -- the model on prepared 28x28 images ---------------------------------------------------------
 
     def predict_batch28(self, x28: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) float32 in [0, 1] (MNIST polarity) -> probabilities float32 (N, C)."""
+        """(N, 28, 28) float32 in [0, 1] (MNIST polarity) -> the model's own probabilities float32 (N, C).
+
+        Raw, before the temperature: the multi-digit reading's scores were tuned on these. `predict`
+        and `read` report calibrated ones."""
         x = np.asarray(x28, dtype=np.float32)
         if x.ndim == 2:
             x = x[None]
@@ -270,6 +282,10 @@ class Recognizer:
     def _prediction(self, source, image28, probs, note=None, error=None) -> Prediction:
         if probs is None:
             return Prediction(source, None, 0.0, (), True, image28, note, error)
+        if self.temperature != 1.0:
+            from digitlab.evaluate.temperature import apply_temperature
+
+            probs = apply_temperature(probs, self.temperature)
         digit = int(np.argmax(probs))
         confidence = float(probs[digit])
         return Prediction(source, digit, confidence, tuple(float(p) for p in probs),
@@ -297,6 +313,14 @@ class Recognizer:
         confidence = float(np.prod([d.confidence for d in digits])) if digits else 0.0
         unsure = not digits or any(d.unsure for d in digits)
         return Reading(source, number, digits, boxes, confidence, unsure)
+
+
+def _temperature_of(scaling) -> float:
+    """The temperature stored by `digitlab calibrate` (1.0 when the model was never calibrated)."""
+    if not isinstance(scaling, dict):
+        return 1.0
+    t = scaling.get("temperature")
+    return float(t) if isinstance(t, (int, float)) and t > 0 else 1.0
 
 
 def _input_box(box, scale: float, width: float, height: float) -> tuple[int, int, int, int]:
