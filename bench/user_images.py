@@ -79,7 +79,10 @@ def main(argv=None) -> int:
     per_style = {s: right[s] / total[s] for s in STYLES if total[s]}
     print("  per style: " + ", ".join(f"{s} {v:.3f}" for s, v in per_style.items()))
     no_digit = sum(p.digit is None for p in predictions)
-    print(f"  'no digit found' answers: {no_digit}; unsure answers: {sum(p.unsure for p in predictions)}")
+    wrong = ours != labels
+    flagged = sum(p.unsure and bad for p, bad in zip(predictions, wrong))
+    print(f"  'no digit found' answers: {no_digit}; unsure answers: {sum(p.unsure for p in predictions)}, "
+          f"{flagged} of the {int(wrong.sum())} wrong ones (temperature {rec.temperature:g})")
 
     numbers = render_number_set(data.x_test[5000:], data.y_test[5000:], args.numbers, seed=args.seed)
     started = time.perf_counter()
@@ -94,6 +97,7 @@ def main(argv=None) -> int:
         "bench": "user_images", "n": args.n, "numbers": args.numbers, "seed": args.seed,
         "accuracy": acc, "naive_accuracy": naive_acc, "per_style": per_style,
         "numbers_accuracy": whole, "model": rec.info["name"], "runtime": args.runtime,
+        "unsure": sum(p.unsure for p in predictions), "wrong_and_unsure": flagged, "temperature": rec.temperature,
         "commit": env["commit"], "goals": GOALS,
     })
     return 0

@@ -121,6 +121,19 @@ def test_the_recognizer_reports_calibrated_probabilities_and_segments_on_raw_one
     np.testing.assert_allclose(after.probabilities, apply_temperature(np.array(before.probabilities), 0.5),
                                rtol=1e-5, atol=1e-7)
     assert after.digit == before.digit and after.confidence > before.confidence
+    # The unsure bar follows: a calibrated confidence means what it says, a raw one tops out lower.
+    assert (raw.min_confidence, calibrated.min_confidence) == (0.7, 0.95)
+    assert Recognizer.load(run, min_confidence=0.5).min_confidence == 0.5
+
+
+def test_the_servers_pixels_path_reports_calibrated_probabilities_too():
+    from digitlab.serve.service import pixels_result
+
+    probs = np.array([0.02, 0.9, 0.08], np.float32)
+    raw = pixels_result(np.zeros((28, 28), np.float32), probs, False, 0.95)
+    calibrated = pixels_result(np.zeros((28, 28), np.float32), probs, False, 0.95, temperature=0.5)
+    np.testing.assert_allclose(calibrated["probabilities"], apply_temperature(probs, 0.5), atol=1e-6)
+    assert raw["unsure"] and not calibrated["unsure"] and raw["digit"] == calibrated["digit"] == 1
 
 
 def test_an_exported_onnx_model_keeps_its_temperature(tmp_path, tiny_mnist_dir):

@@ -18,8 +18,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="run folder, .safetensors/.json model or .onnx file (default: the shipped model)")
     parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
                         help="torch, or onnx (ONNX Runtime; a torch model is exported on the fly)")
-    parser.add_argument("--min-confidence", type=float, default=0.7, metavar="P",
-                        help="answers whose top probability is below P are marked unsure (default 0.7)")
+    parser.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                        help="answers whose top probability is below P are marked unsure (default: 0.95 for a "
+                             "model calibrated with `digitlab calibrate`, as the shipped one is; 0.7 otherwise)")
     parser.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
                         help="refuse images with more than N pixels, before decoding (default 50,000,000)")
 

@@ -23,7 +23,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"largest image in pixels, checked before decoding, 413 above (default {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
-                   help=f"answers whose top probability is under this are flagged unsure (default {DEFAULT_MIN_CONFIDENCE})")
+                   help="answers whose top probability is under this are flagged unsure (default: 0.95 for a model "
+                        "calibrated with `digitlab calibrate`, as the shipped one is; 0.7 otherwise)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (default info)")
     p.add_argument("--no-access-log", action="store_true", help="do not log every request")

@@ -46,7 +46,7 @@ def create_app(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    min_confidence: float | None = DEFAULT_MIN_CONFIDENCE,
     runtime: str = "torch",
 ) -> FastAPI:
     """Build the app.
@@ -57,7 +57,7 @@ def create_app(
     max_bytes: largest request body (413 above); max_pixels: largest image, from its header (413 above).
     """
     limits = ServeLimits(max_bytes=max_bytes, max_pixels=max_pixels)
-    if not 0.0 <= float(min_confidence) <= 1.0:
+    if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
         from digitlab.errors import ConfigError
 
         raise ConfigError(f"min_confidence must lie in [0, 1], got {min_confidence!r}")
@@ -84,7 +84,7 @@ def create_app(
         redoc_url=None,     # ReDoc only exists on a CDN
     )
     app.state.limits = limits
-    app.state.min_confidence = float(min_confidence)
+    app.state.min_confidence = None if min_confidence is None else float(min_confidence)
     app.state.recognizer = None
     app.state.batcher = None
     if recognizer is not None:
@@ -151,7 +151,8 @@ def _add_api(app: FastAPI) -> None:
         if item.pixels is not None:
             # The fast path: no decoding or preprocessing; concurrent arrays share one model call.
             probs = None if service.is_blank(item.pixels) else await _batcher(request.app).predict(item.pixels)
-            out = service.pixels_result(item.pixels, probs, include, state.model_info["min_confidence"])
+            out = service.pixels_result(item.pixels, probs, include, state.model_info["min_confidence"],
+                                        getattr(rec, "temperature", 1.0))
         else:
             out = await run_in_threadpool(service.predict_image, rec, item.image, item.filename, include, state.limits)
         return JSONResponse(out)

@@ -17,19 +17,20 @@ from digitlab.serve.errors import ApiError
 from digitlab.serve.limits import ServeLimits
 
 
-def load_recognizer(model, *, runtime: str = "torch", min_confidence: float = 0.7, max_pixels: int = 40_000_000):
+def load_recognizer(model, *, runtime: str = "torch", min_confidence: float | None = None,
+                    max_pixels: int = 40_000_000):
     """Recognizer.load with the server's settings; `model` None means the shipped model."""
     from digitlab.inference.recognizer import Recognizer
 
     return Recognizer.load(model, runtime=runtime, min_confidence=min_confidence, max_pixels=max_pixels)
 
 
-def model_info(recognizer, min_confidence: float) -> dict:
+def model_info(recognizer, min_confidence: float | None) -> dict:
     """recognizer.info (name, architecture, metrics, versions, runtime) plus the serving threshold."""
     info = dict(getattr(recognizer, "info", {}) or {})
     info.setdefault("metrics", {})
     info.setdefault("digitlab_version", __version__)
-    info["min_confidence"] = float(getattr(recognizer, "min_confidence", min_confidence))
+    info["min_confidence"] = float(getattr(recognizer, "min_confidence", min_confidence or 0.7))
     return _jsonable(info)
 
 
@@ -77,15 +78,21 @@ def predict_image(recognizer, data: bytes, filename: str | None, include_image: 
 BLANK_LEVEL = 0.1  # a 28x28 array with no pixel above this holds no ink: no digit, not a guess
 
 
-def pixels_result(x28: np.ndarray, probs: np.ndarray | None, include_image: bool, min_confidence: float) -> dict:
+def pixels_result(x28: np.ndarray, probs: np.ndarray | None, include_image: bool, min_confidence: float,
+                  temperature: float = 1.0) -> dict:
     """The Prediction JSON for a 28x28 array (float32 in [0, 1], ink = 1) used as the model input as it
-    is; `probs` (C,) are the model's probabilities, None for a blank array (see `is_blank`)."""
+    is; `probs` (C,) are the model's own probabilities, None for a blank array (see `is_blank`); they are
+    reported calibrated with `temperature`, as the Recognizer reports its predictions."""
     from digitlab.inference.recognizer import Prediction
 
     if probs is None:
         prediction = Prediction(source=None, digit=None, confidence=0.0, probabilities=(), unsure=True,
                                 image28=x28, note=f"no digit found: no pixel is above {BLANK_LEVEL}")
     else:
+        if temperature != 1.0:
+            from digitlab.evaluate.temperature import apply_temperature
+
+            probs = apply_temperature(probs, temperature)
         probs = np.asarray(probs, dtype=np.float64)
         digit = int(probs.argmax())
         confidence = float(probs[digit])

@@ -16,7 +16,7 @@ _PREFIX = "DIGITLAB_SERVE_"
 # Defaults, here rather than in limits.py so that the CLI can show them without importing FastAPI.
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # a phone photo is 2-8 MB; base64 JSON adds a third
 DEFAULT_MAX_PIXELS = 40_000_000       # checked from the header; decoded RGB of 40 MP is 120 MB
-DEFAULT_MIN_CONFIDENCE = 0.7
+DEFAULT_MIN_CONFIDENCE = None  # the model's own default: see digitlab.inference.recognizer.default_min_confidence
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ServeSettings:
     threads: int = 1                  # torch intra-op threads per worker (1 suits batch-1 requests)
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_confidence: float | None = DEFAULT_MIN_CONFIDENCE
 
     def __post_init__(self) -> None:
         if self.runtime not in ("torch", "onnx"):
