@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     print("  per style: " + ", ".join(f"{s} {v:.3f}" for s, v in per_style.items()))
     no_digit = sum(p.digit is None for p in predictions)
     wrong = ours != labels
-    flagged = sum(p.unsure and bad for p, bad in zip(predictions, wrong))
+    flagged = int(sum(p.unsure and bool(bad) for p, bad in zip(predictions, wrong)))
     print(f"  'no digit found' answers: {no_digit}; unsure answers: {sum(p.unsure for p in predictions)}, "
           f"{flagged} of the {int(wrong.sum())} wrong ones (temperature {rec.temperature:g})")
 
