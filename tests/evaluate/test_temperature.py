@@ -88,6 +88,10 @@ def test_calibrate_refuses_what_it_cannot_do_honestly(tmp_path, tiny_mnist_dir, 
     assert "no validation split" in capsys.readouterr().err
     assert main(["calibrate", "pretrained", *data]) == 2
     assert "give -o FOLDER" in capsys.readouterr().err
+    assert main(["calibrate", str(run), "--dataset", "fashion-mnist", *data]) == 2
+    assert "trained on mnist" in capsys.readouterr().err
+    assert main(["calibrate", str(run), "--images", "5", *data]) == 2
+    assert "--images must be at least 100" in capsys.readouterr().err
     assert (run / "model.json").read_text() == before  # nothing written on refusal
 
     # Asked for explicitly, augmented training images work, with a warning; -o leaves the run alone.

@@ -54,6 +54,10 @@ def run(args) -> int:
     meta_path, weights_path = resolve_model_files(pretrained_path() if shipped else args.run)
     model = load_model(meta_path)
     meta = read_json(meta_path, what="model description")
+    trained_on = (meta.get("metrics") or {}).get("dataset")
+    if trained_on and trained_on != args.dataset:
+        raise ConfigError(f"this model was trained on {trained_on}, so it is calibrated on {trained_on} images: "
+                          f"add --dataset {trained_on}")
     data = load_data(args)
     x_fit, y_fit, described = _fitting_set(args, meta.get("train_config") or {}, data)
 
