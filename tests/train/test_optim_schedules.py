@@ -91,3 +91,28 @@ def test_each_optimizer_and_schedule_trains_a_convnet(tiny_digits, optimizer, lr
     assert history["val_accuracy"][-1] >= 0.9
     if schedule != "constant":
         assert history["lr"][-1] == pytest.approx(0.0, abs=1e-9)  # decayed to zero at the last step
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_torch_optimizers_use_the_fused_kernels_and_match_foreach(name):
+    import copy
+
+    torch.manual_seed(0)
+    model = build_model("fast").to(memory_format=torch.channels_last)
+    twin = copy.deepcopy(model)
+    config = TrainConfig(optimizer=name, weight_decay=1e-3)
+    fused = make_optimizer(model.parameters(), config)
+    assert fused.param_groups[0]["fused"] is True
+    settings = {"sgd": dict(lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=1e-3),
+                "adam": dict(lr=config.learning_rate, eps=config.eps, weight_decay=1e-3),
+                "adamw": dict(lr=config.learning_rate, eps=config.eps, weight_decay=1e-3)}[name]
+    reference = type(fused)(twin.parameters(), foreach=True, **settings)
+    for _ in range(3):
+        for p, q in zip(model.parameters(), twin.parameters()):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        fused.step()
+        reference.step()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+        assert p.is_contiguous(memory_format=torch.channels_last) or p.dim() != 4

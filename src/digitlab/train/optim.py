@@ -2,7 +2,7 @@
 
 RMSprop is Keras's, defaults and formula: lr 1e-3, rho 0.9, eps 1e-7, and w -= lr g / sqrt(v + eps)
 (torch's RMSprop divides by sqrt(v) + eps instead), see digitlab.train.rmsprop. Adam, AdamW and SGD
-are torch's, with foreach kernels.
+are torch's, with its fused kernels on CPU and CUDA.
 """
 
 from __future__ import annotations
@@ -16,18 +16,23 @@ def make_optimizer(params, config: TrainConfig):
     import torch
 
     lr, wd = config.learning_rate, config.weight_decay
+    params = list(params)
     if config.optimizer == "rmsprop":
         from digitlab.train.rmsprop import KerasRMSprop
 
         return KerasRMSprop(params, lr=lr, rho=config.rho, eps=config.eps, weight_decay=wd)
+    # torch's fused kernels (CPU and CUDA, torch >= 2.4) update every tensor in one pass: the `fast`
+    # convnet's SGD step takes 42 us against 120 us for the foreach one (2 threads), with the same
+    # result (bit for bit for SGD). Elsewhere (MPS) the foreach implementation.
+    kernel = {"fused": True} if all(p.device.type in ("cpu", "cuda") for p in params) else {"foreach": True}
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=config.eps, weight_decay=wd, foreach=True)
+        return torch.optim.Adam(params, lr=lr, eps=config.eps, weight_decay=wd, **kernel)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, eps=config.eps, weight_decay=wd, foreach=True)
+        return torch.optim.AdamW(params, lr=lr, eps=config.eps, weight_decay=wd, **kernel)
     # sgd: Nesterov momentum is the usual choice for convnets.
     return torch.optim.SGD(
         params, lr=lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0,
-        weight_decay=wd, foreach=True,
+        weight_decay=wd, **kernel,
     )
 
 
