@@ -104,6 +104,28 @@ def test_read_orders_digits_left_to_right_with_boxes_in_input_pixels(rec):
     json.dumps(reading.to_dict(include_images=True))
 
 
+def test_read_classifies_once_and_reports_what_the_segmentation_read(rec, monkeypatch):
+    from digitlab.evaluate.temperature import apply_temperature
+
+    canvas = np.full((120, 280), 255, np.uint8)
+    for x in (40, 160):
+        canvas[20:100, x : x + 60] = ring_digit(80, radius=0.3, width=0.1)[:, 10:70]
+    calls = []
+    original = rec.predict_batch28
+
+    def counted(x28):
+        calls.append(len(x28))
+        return original(x28)
+
+    monkeypatch.setattr(rec, "predict_batch28", counted)
+    reading = rec.read(canvas)
+    assert len(calls) == 1 and len(reading.digits) == 2  # all candidates in one batch, nothing twice
+    for digit in reading.digits:  # each digit's image and probabilities are its segment's own
+        assert digit.image28.shape == (28, 28)
+        expected = apply_temperature(original(digit.image28[None])[0], rec.temperature)
+        np.testing.assert_allclose(digit.probabilities, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_read_of_a_blank_image_is_empty(rec):
     reading = rec.read(np.full((50, 200), 250, np.uint8))
     assert reading.number == "" and reading.digits == () and reading.unsure

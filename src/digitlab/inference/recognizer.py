@@ -308,7 +308,7 @@ class Recognizer:
 
     def read(self, image) -> Reading:
         """Read a line of handwritten digits, left to right; raises ImageError on undecodable input."""
-        from digitlab.inference.preprocess import digit_to_28, extract_ink
+        from digitlab.inference.preprocess import extract_ink
         from digitlab.inference.segment import segment_line
 
         pil, note = load_image(image, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
@@ -316,10 +316,9 @@ class Recognizer:
         ink = extract_ink(pil)
         if ink.mask is None:
             return Reading(source, "", (), (), 0.0, True)
+        # The segments come back with the 28x28 images and raw probabilities they were read with.
         segments = segment_line(ink.ink, ink.mask, classify=self.predict_batch28)
-        images = [digit_to_28(ink.ink, s.mask) for s in segments]
-        probs = self.predict_batch28(np.stack(images)) if images else np.zeros((0, len(self.classes)))
-        digits = tuple(self._prediction(source, im, p, note) for im, p in zip(images, probs))
+        digits = tuple(self._prediction(source, s.image28, s.probs, note) for s in segments)
         width, height = ink.ink.shape[1] / ink.scale, ink.ink.shape[0] / ink.scale
         boxes = tuple(_input_box(s.box, ink.scale, width, height) for s in segments)
         number = "".join(self.classes[d.digit] for d in digits)

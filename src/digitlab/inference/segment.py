@@ -46,10 +46,14 @@ CUT_WEIGHT = 1.0      # cost per stroke crossed by a cut the reading keeps
 
 @dataclass(frozen=True)
 class Segment:
-    """One digit: `mask` is bool, the size of the working image; `box` its bounding box."""
+    """One digit: `mask` is bool, the size of the working image; `box` its bounding box. With a
+    classifier, also the 28x28 image it was classified as and the classifier's probabilities, so
+    that the caller need not prepare and classify it again."""
 
     mask: np.ndarray
     box: tuple[int, int, int, int]
+    image28: np.ndarray | None = None
+    probs: np.ndarray | None = None
 
 
 def segment_line(ink: np.ndarray, mask: np.ndarray, classify: Classify | None = None) -> list[Segment]:
@@ -226,8 +230,10 @@ def _read_line(ink, mask, comps: Components, keep: list[int], classify: Classify
     runs = [(i, j) for i in range(n) for j in range(i + 1, min(i + MAX_ATOMS, n) + 1)
             if j - i == 1 or _width_of(spans[i:j]) <= MAX_WIDTH * line_height]
     masks = {run: np.logical_or.reduce([a.mask for a in atoms[run[0] : run[1]]]) for run in runs}
-    probs = classify(np.stack([digit_to_28(ink, masks[run]) for run in runs]))
+    images = [digit_to_28(ink, masks[run]) for run in runs]
+    probs = classify(np.stack(images))
     score = {run: candidate_score(masks[run], p, line_height) for run, p in zip(runs, probs)}
+    found = {run: (image, p) for run, image, p in zip(runs, images, probs)}
     # Ending a digit between atoms k-1 and k keeps every cut that separates them.
     position = {(a.component, a.index): k for k, a in enumerate(atoms)}
     boundary = np.zeros(n + 1)
@@ -244,7 +250,7 @@ def _read_line(ink, mask, comps: Components, keep: list[int], classify: Classify
     segments, j = [], n
     while j > 0:
         run = (int(start[j]), j)
-        segments.append(Segment(masks[run], box_of(masks[run])))
+        segments.append(Segment(masks[run], box_of(masks[run]), *found[run]))
         j = run[0]
     return segments[::-1]
 
