@@ -39,6 +39,8 @@ def run(args) -> int:
     import shutil
     import time
 
+    from scipy.special import softmax
+
     from digitlab import __version__
     from digitlab.cli.common import load_data
     from digitlab.errors import ConfigError
@@ -64,7 +66,7 @@ def run(args) -> int:
     fit_logits = _logits(model, x_fit)
     temperature = fit_temperature(fit_logits, y_fit)
     test_logits = _logits(model, data.x_test)
-    fit_probs, test_probs = _softmax(fit_logits), _softmax(test_logits)
+    fit_probs, test_probs = softmax(fit_logits, axis=1), softmax(test_logits, axis=1)
     record = {
         "temperature": round(temperature, 4),
         "fitted_on": described,
@@ -154,11 +156,3 @@ def _logits(model, x, batch_size: int = 2048):
     model.eval()
     with torch.no_grad():
         return np.concatenate([model(x[i : i + batch_size]).float().numpy() for i in range(0, len(x), batch_size)])
-
-
-def _softmax(logits):
-    import numpy as np
-
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

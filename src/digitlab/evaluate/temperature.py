@@ -70,7 +70,6 @@ def calibration_stats(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BIN
 
 
 def _nll(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
-    scaled = z / temperature
-    scaled = scaled - scaled.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(scaled).sum(axis=1))
-    return float(np.mean(log_norm - scaled[np.arange(len(y)), y]))
+    from scipy.special import log_softmax
+
+    return float(-np.mean(log_softmax(z / temperature, axis=1)[np.arange(len(y)), y]))
