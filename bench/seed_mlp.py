@@ -7,9 +7,11 @@ TensorDataset, per-batch `.item()`). With `--keras-python PATH` (a Python with T
 bench/keras_reference.py) the article's Keras code is timed on this machine too, and the goal is
 checked against that measurement instead of the issue's 18 s.
 
-digitlab trains with its defaults: the fused mlp step (digitlab.train.fused_mlp) and, on a CPU with bf16
-hardware (AVX-512 BF16 or AMX), bf16 matrix products with float32 weights and optimizer. The general
-autograd loop (fused=False) and the float32-only time are printed too.
+digitlab trains with its defaults: the fused mlp step (digitlab.train.fused_mlp) with its native kernels
+(digitlab.train.native, built once per machine before the timed runs) and, on a CPU with bf16 hardware
+(AVX-512 BF16 or AMX), bf16 matrix products with float32 weights and optimizer. The fused step on torch
+ops alone (as on a machine without a C compiler), the general autograd loop (fused=False) and the
+float32-only time are printed too.
 Wall time on a shared 2-core machine swings with the load, so the process CPU time of each run is
 printed beside it (with 1 thread, `--threads 1`, CPU time is close to what a quiet machine gives).
 
@@ -35,10 +37,23 @@ class Clock:
         self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def digitlab_run(data, seed: int, cpu_amp=None, fused=True) -> tuple[float, float, float, float]:
+def digitlab_run(data, seed: int, cpu_amp=None, fused=True, native=True) -> tuple[float, float, float, float]:
+    """digitlab's fit; native=False runs the fused step's torch version (as without a C compiler)."""
+    import os
+
     import digitlab as dl
     from digitlab.train.device import seed_everything
+    from digitlab.train.native import ENV_SWITCH
 
+    if not native:
+        os.environ[ENV_SWITCH] = "0"
+    try:
+        return _digitlab_fit(dl, data, seed, cpu_amp, fused, seed_everything)
+    finally:
+        os.environ.pop(ENV_SWITCH, None)
+
+
+def _digitlab_fit(dl, data, seed, cpu_amp, fused, seed_everything):
     seed_everything(seed)
     model = dl.build_model("mlp")
     config = dl.TrainConfig(epochs=5, batch_size=128, seed=seed, cpu_amp=cpu_amp, fused=fused)
@@ -134,16 +149,22 @@ def main() -> None:
     def best_of(run, **kw):
         return min((run(data, seed=i, **kw) for i in range(args.repeats)), key=lambda r: r[0])
 
+    from digitlab.train.native import status as native_status
+
+    fused_step = native_status()  # what the warm-up runs found (later runs switch the kernels off and on)
+    print(f"fused step: {fused_step}")
     ours = best_of(digitlab_run)
+    torch_step = best_of(digitlab_run, native=False)
     general = best_of(digitlab_run, fused=False)
     fp32 = best_of(digitlab_run, cpu_amp=False) if use_cpu_bf16(None) else ours
     base = best_of(plain_pytorch_run)
     precision = "bf16" if use_cpu_bf16(None) else "float32"
-    rows = ((f"digitlab ({precision})", ours), (f"  general loop ({precision})", general), ("digitlab (float32)", fp32),
-            ("plain PyTorch", base))
+    rows = ((f"digitlab ({precision})", ours), (f"  torch-op step ({precision})", torch_step),
+            (f"  general loop ({precision})", general), ("digitlab (float32)", fp32), ("plain PyTorch", base))
     for name, r in rows:
         print(f"{name:24s}: {r[0]:6.2f} s wall  {r[1]:6.2f} s CPU  train acc {r[2]:.4f}  test acc {r[3]:.4f}")
-    print(f"the fused mlp step vs the general autograd loop: {general[0] / ours[0]:.2f}x")
+    print(f"the fused mlp step vs the general autograd loop: {general[0] / ours[0]:.2f}x "
+          f"(its native kernels vs its torch ops: {torch_step[0] / ours[0]:.2f}x)")
     print(f"speed-up vs plain PyTorch: {base[0] / ours[0]:.2f}x wall, {base[1] / ours[1]:.2f}x CPU "
           f"(float32 only: {base[0] / fp32[0]:.2f}x wall)")
     floor = matmul_floor(5 * -(-len(data.x_train) // 128), use_cpu_bf16(None))
@@ -151,7 +172,8 @@ def main() -> None:
           "(the floor for any implementation on this machine)")
     figures = {"bench": "seed_mlp", "digitlab_s": round(ours[0], 3), "digitlab_cpu_s": round(ours[1], 3),
                "digitlab_precision": precision, "digitlab_train_acc": ours[2], "digitlab_test_acc": ours[3],
-               "digitlab_general_loop_s": round(general[0], 3), "digitlab_general_loop_test_acc": general[3],
+               "fused_step": fused_step.split(" (")[0], "digitlab_torch_step_s": round(torch_step[0], 3),
+               "digitlab_torch_step_test_acc": torch_step[3], "digitlab_general_loop_s": round(general[0], 3), "digitlab_general_loop_test_acc": general[3],
                "digitlab_fp32_s": round(fp32[0], 3), "digitlab_fp32_test_acc": fp32[3],
                "plain_pytorch_s": round(base[0], 3), "plain_pytorch_cpu_s": round(base[1], 3),
                "plain_pytorch_test_acc": base[3], "speedup_vs_plain": round(base[0] / ours[0], 3), "goal_s": 3.6,

@@ -1,0 +1,147 @@
+"""Native kernels for the fused mlp step, built from mlp_step.c with the machine's C compiler on first use.
+
+Why native code: see mlp_step.c. Why built here rather than shipped: the kernels are compiled for this
+CPU (-march=native: AVX-512 where it has it) and against the OpenMP runtime torch loaded, which a wheel
+cannot know. The build takes under a second, once per machine: the library is cached under digitlab's
+cache root (`kernels/`), keyed by the source, the compiler and the CPU, and written through a temporary
+file and a rename, so two processes building at once never see half a file.
+
+Nothing depends on it: without a C compiler, with a compiler that fails, or with DIGITLAB_NATIVE=0,
+`mlp_kernels()` returns None with the reason in `status()`, and the fused step runs its torch version
+(the same training, about 20% slower).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("mlp_step.c")
+ENV_SWITCH = "DIGITLAB_NATIVE"
+# Tried in order: OpenMP (the kernels share torch's threads), then without (one thread), each first for
+# this CPU and then generic. -fno-math-errno lets sqrtf vectorise; the results are the same IEEE ones.
+FLAG_SETS = (
+    ["-O3", "-march=native", "-fno-math-errno", "-fopenmp"],
+    ["-O3", "-fno-math-errno", "-fopenmp"],
+    ["-O3", "-march=native", "-fno-math-errno"],
+    ["-O3", "-fno-math-errno"],
+)
+
+_P, _I, _L, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_float
+
+
+@dataclass
+class MLPKernels:
+    """The loaded library's two kernels (see mlp_step.c for their arguments) and how it was built."""
+
+    head: object
+    rmsprop: object
+    supported: object
+    path: Path
+    flags: list
+    build_seconds: float  # 0.0 when it came from the cache
+
+    def supports(self, hidden: int, classes: int) -> bool:
+        return bool(self.supported(hidden, classes))
+
+
+_loaded: MLPKernels | None = None
+_status = "not loaded yet"
+
+
+def status() -> str:
+    """One line: what `mlp_kernels()` found (for benches and `--verbose` output)."""
+    return _status
+
+
+def mlp_kernels() -> MLPKernels | None:
+    """The native kernels, built and cached on first use; None if they cannot be (see `status()`)."""
+    global _loaded, _status
+    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+        _status = f"turned off ({ENV_SWITCH}=0)"
+        return None
+    if _loaded is not None:
+        return _loaded
+    import torch  # noqa: F401  (first: the kernels must bind to the OpenMP runtime torch loaded)
+
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not compiler:
+        _status = "no C compiler found (set CC); the fused step runs on torch ops"
+        return None
+    errors = []
+    for flags in FLAG_SETS:
+        path = _cache_path(compiler, flags)
+        try:
+            built = 0.0 if path.exists() else _build(compiler, flags, path)
+            _loaded = _bind(ctypes.CDLL(str(path)), path, flags, built)
+        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+            errors.append(f"{' '.join(flags)}: {exc}")
+            continue
+        how = f"built in {built:.2f} s" if built else "cached"
+        _status = f"native kernels ({how}, {' '.join(flags)}): {path}"
+        return _loaded
+    _status = f"the C compiler {compiler} failed ({errors[-1]}); the fused step runs on torch ops"
+    return None
+
+
+def _cache_path(compiler: str, flags: list) -> Path:
+    from digitlab.data.locate import cache_root
+
+    found = shutil.which(compiler) or compiler
+    try:
+        compiler_id = f"{os.path.realpath(found)}:{os.stat(found).st_mtime_ns}"
+    except OSError:
+        compiler_id = found
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), compiler_id.encode(), " ".join(flags).encode(), _cpu_id().encode()):
+        key.update(part)
+        key.update(b"\0")
+    return cache_root() / "kernels" / f"mlp_step-{key.hexdigest()[:20]}.so"
+
+
+def _cpu_id() -> str:
+    """The machine and its CPU's model and features: a library built with -march=native fits only these."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags", "Features"))]
+        return platform.machine() + "".join(dict.fromkeys(lines))
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+def _build(compiler: str, flags: list, path: Path) -> float:
+    """Compile SOURCE into `path` (through a temporary file and a rename); the seconds it took."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=path.parent)
+    os.close(fd)
+    try:
+        done = subprocess.run([compiler, *flags, "-shared", "-fPIC", str(SOURCE), "-o", tmp, "-lm"],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise RuntimeError(lines[-1] if lines else f"exit status {done.returncode}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return time.perf_counter() - started
+
+
+def _bind(lib, path: Path, flags: list, built: float) -> MLPKernels:
+    head, rmsprop, supported = lib.mlp_head, lib.mlp_rmsprop, lib.mlp_supported
+    head.argtypes = [_I, _I, _I, _I, *[_P] * 10, _I]
+    head.restype = None
+    rmsprop.argtypes = [_L, _L, _I, _P, _P, _P, _P, _P, _F, _F, _F, _F, _I]
+    rmsprop.restype = None
+    supported.argtypes = [_I, _I]
+    supported.restype = _I
+    return MLPKernels(head, rmsprop, supported, path, list(flags), built)

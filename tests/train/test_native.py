@@ -1,0 +1,206 @@
+"""The native kernels of the fused mlp step: built once and cached, the same numbers as torch, and a clean
+fallback to the torch version when they cannot be built."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+
+from digitlab.models.registry import build_model
+from digitlab.train import native
+from digitlab.train.config import TrainConfig
+from digitlab.train.fused_mlp import FusedMLPStep
+from digitlab.train.loop import fit, to_input_tensor
+from digitlab.train.rmsprop import KerasRMSprop
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """No kernels loaded in this process yet, and an empty cache."""
+    monkeypatch.setattr(native, "_loaded", None)
+    monkeypatch.setenv("DIGITLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
+    monkeypatch.delenv("CC", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    found = native.mlp_kernels()
+    assert found is not None, native.status()  # this machine has a C compiler: fail rather than skip
+    return found
+
+
+def test_the_kernels_are_built_once_then_loaded_from_the_cache(fresh, monkeypatch):
+    first = native.mlp_kernels()
+    assert first is not None, native.status()
+    assert first.build_seconds > 0 and "built in" in native.status()
+    assert first.path.parent == fresh / "kernels" and first.path.exists()
+    assert [p.name for p in first.path.parent.iterdir()] == [first.path.name]  # no temporary file left
+    assert "-fopenmp" in first.flags and "-march=native" in first.flags
+
+    monkeypatch.setattr(native, "_loaded", None)  # a new process: the library is on disk
+    built = []
+    monkeypatch.setattr(native, "_build", lambda *args: built.append(args))
+    second = native.mlp_kernels()
+    assert second.path == first.path and second.build_seconds == 0.0 and not built
+    assert "cached" in native.status()
+
+
+def test_a_failing_compiler_or_the_switch_falls_back_to_the_torch_step(fresh, monkeypatch, tiny_digits):
+    monkeypatch.setenv("CC", "/bin/false")
+    assert native.mlp_kernels() is None
+    assert "failed" in native.status() and "torch ops" in native.status()
+    assert not any((fresh / "kernels").iterdir())  # nothing half-written
+
+    x, y = tiny_digits[0][:128], tiny_digits[1][:128]
+    model = build_model("mlp", hidden=16)
+    optimizer = KerasRMSprop(model.parameters())
+    step = FusedMLPStep(model, optimizer, TrainConfig(batch_size=64), bf16=False, x=to_input_tensor(x))
+    assert step.kind == "torch"
+    with pytest.raises(RuntimeError, match="native kernels are not available"):
+        FusedMLPStep(model, optimizer, TrainConfig(batch_size=64), bf16=False, x=to_input_tensor(x), native=True)
+    history = fit(model, x, y, TrainConfig(epochs=2, batch_size=64), verbose=False)
+    assert history["loss"][1] < history["loss"][0]  # still trains
+
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv(native.ENV_SWITCH, "0")
+    assert native.mlp_kernels() is None and "DIGITLAB_NATIVE=0" in native.status()
+
+
+def test_widths_the_kernels_do_not_take_use_the_torch_step(kernels, tiny_digits):
+    assert kernels.supports(512, 10) and kernels.supports(48, 3)
+    assert not kernels.supports(40, 10) and not kernels.supports(512, 17)
+    x = to_input_tensor(tiny_digits[0][:64])
+    model = build_model("mlp", hidden=40)
+    step = FusedMLPStep(model, KerasRMSprop(model.parameters()), TrainConfig(batch_size=64), bf16=False, x=x)
+    assert step.kind == "torch"
+
+
+def _reference_head(h, w2, b2, target):
+    """What the head computes, in torch float64: ReLU, logits, (softmax - target) / m, and the gradients."""
+    hr = h.double().relu()
+    logits = hr @ w2.double().T + b2.double()
+    d = (logits.softmax(1) - target.double()) / len(h)
+    return logits, d.T @ hr, d.sum(0), (d @ w2.double()) * (hr > 0)
+
+
+def _run_head(kernels, h, w2, b2, target, threads=2):
+    m, hidden = h.shape
+    classes = len(b2)
+    logits, g2, gb2 = torch.empty(m, classes), torch.empty(classes, hidden), torch.empty(classes)
+    dh, scratch = torch.empty_like(h), torch.empty(m * (hidden + classes))
+    kernels.head(m, hidden, classes, int(h.dtype == torch.bfloat16), h.data_ptr(), w2.data_ptr(), b2.data_ptr(),
+                 target.data_ptr(), logits.data_ptr(), g2.data_ptr(), gb2.data_ptr(), dh.data_ptr(),
+                 scratch.data_ptr(), scratch[m * hidden :].data_ptr(), threads)
+    return logits, g2, gb2, dh
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("m, hidden, classes", [(128, 512, 10), (37, 48, 3), (5, 16, 16)])
+def test_the_head_computes_what_torch_computes(kernels, dtype, m, hidden, classes, threads):
+    gen = torch.Generator().manual_seed(m)
+    h = torch.randn(m, hidden, generator=gen).to(dtype)
+    w2, b2 = torch.randn(classes, hidden, generator=gen) * 0.1, torch.randn(classes, generator=gen)
+    target = torch.softmax(torch.randn(m, classes, generator=gen) * 3, 1)  # smoothed targets, not only one-hot
+    h_before = h.clone()
+    logits, g2, gb2, dh = _run_head(kernels, h, w2, b2, target, threads)
+    ref_logits, ref_g2, ref_gb2, ref_dh = _reference_head(h, w2, b2, target)
+
+    assert torch.equal(h, h_before)  # the pre-activations are read, not changed
+    assert torch.allclose(logits.double(), ref_logits, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(g2.double(), ref_g2, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(gb2.double(), ref_gb2, rtol=1e-4, atol=1e-7)
+    assert dh.dtype == dtype
+    if dtype == torch.bfloat16:  # rounded once, to nearest: within half a bf16 step of the exact value
+        assert torch.all((dh.double() - ref_dh).abs() <= ref_dh.abs() * 2**-8 + 1e-9)  # + float32 sums
+    else:
+        assert torch.allclose(dh.double(), ref_dh, rtol=1e-4, atol=1e-8)
+    assert torch.all(dh[h <= 0] == 0) and torch.any(dh != 0)
+
+
+def test_a_nan_activation_shows_in_the_logits(kernels):
+    """ReLU passes NaN as torch's does, so a diverging run shows NaN in its loss instead of hiding it."""
+    h = torch.randn(4, 16)
+    h[2, 5] = float("nan")
+    logits, *_ = _run_head(kernels, h, torch.randn(10, 16), torch.zeros(10), torch.eye(10)[:4])
+    assert torch.isnan(logits[2]).all() and not torch.isnan(logits[[0, 1, 3]]).any()
+
+
+def _rmsprop(kernels, g1, g_rest, w, v, lr, rho, eps, wd, with_copy=True, threads=2):
+    cw = torch.empty(len(w), dtype=torch.bfloat16)
+    kernels.rmsprop(len(g1), len(w), int(g1.dtype == torch.bfloat16), g1.data_ptr(), g_rest.data_ptr(),
+                    w.data_ptr(), v.data_ptr(), cw.data_ptr() if with_copy else None, lr, rho, eps, wd, threads)
+    return cw
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("wd", [0.0, 1e-2])
+def test_the_update_is_keras_rmsprop_and_writes_the_bf16_copy(kernels, dtype, wd, threads):
+    gen = torch.Generator().manual_seed(1)
+    n1, n = 4096 * 3 + 48, 4096 * 3 + 48 + 530  # blocks, a part block, and a layer 2 that is not 16-aligned
+    w, v = torch.randn(n, generator=gen), torch.rand(n, generator=gen) * 1e-3
+    v[:7] = 0.0  # a fresh state, where eps matters
+    g1, g_rest = (torch.randn(n1, generator=gen) * 1e-2).to(dtype), torch.randn(n - n1, generator=gen) * 1e-2
+    lr, rho, eps = 1e-3, 0.9, 1e-7
+    g = torch.cat([g1.double(), g_rest.double()]) + wd * w.double()
+    want_v = rho * v.double() + (1 - rho) * g**2
+    want_w = w.double() - lr * g / torch.sqrt(want_v + eps)
+
+    cw = _rmsprop(kernels, g1, g_rest, w, v, lr, rho, eps, wd, threads=threads)
+    assert torch.allclose(v.double(), want_v, rtol=1e-6, atol=1e-12)
+    assert torch.allclose(w.double(), want_w, rtol=1e-6, atol=1e-9)
+    assert torch.equal(cw, w.to(torch.bfloat16))  # the products' copy is torch's own rounding of the new weights
+
+
+def test_the_bf16_copy_rounds_exactly_as_torch_does(kernels):
+    """lr = 0 and zero gradients leave w as it is, so the copy is the rounding alone, edge cases included."""
+    w = torch.tensor([1.0, 1.0 + 2**-8, 1.0 + 3 * 2**-8, -(1.0 + 2**-8), 1.0 + 2**-8 + 2**-20, 3.4028235e38,
+                      -3.4028235e38, float("inf"), float("-inf"), 1e-40, -1e-45, 0.0, -0.0, 65504.0, 1 / 3, -2.5e-5])
+    w = torch.cat([w, torch.randn(4096 * 2 - len(w)) * 10 ** torch.randint(-8, 8, (4096 * 2 - len(w),))])
+    v = torch.zeros(len(w))
+    cw = _rmsprop(kernels, torch.zeros(4096 * 2 - 16), torch.zeros(16), w.clone(), v, 0.0, 0.9, 1e-7, 0.0)
+    assert torch.equal(cw.view(torch.int16), w.to(torch.bfloat16).view(torch.int16))
+    nan = torch.full((32,), float("nan"))
+    cw = _rmsprop(kernels, torch.zeros(16), torch.zeros(16), nan, torch.zeros(32), 0.0, 0.9, 1e-7, 0.0)
+    assert torch.isnan(cw.float()).all()  # never rounded into an infinity
+
+
+def test_without_a_copy_the_update_writes_only_the_weights(kernels):
+    w, v = torch.ones(64), torch.zeros(64)
+    _rmsprop(kernels, torch.ones(48), torch.ones(16), w, v, 0.1, 0.5, 1e-7, 0.0, with_copy=False)
+    assert torch.allclose(v, torch.tensor(0.5)) and torch.allclose(w, torch.tensor(1 - 0.1 / 0.5**0.5))
+
+
+def _train_in_forked_child(queue):
+    import torch
+
+    torch.set_num_threads(1)  # as the cross-validation pool's forked workers run
+    x = torch.randint(0, 256, (256, 28, 28), dtype=torch.uint8).numpy()
+    y = torch.randint(0, 10, (256,)).numpy()
+    history = fit(build_model("mlp", hidden=32), x, y, TrainConfig(epochs=1, batch_size=64), verbose=False)
+    queue.put(history["loss"][0])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_one_thread_worker_trains_through_the_kernels(kernels):
+    """libgomp's thread pool does not survive fork: a child that woke it would hang. With one thread the
+    kernels never enter a parallel region, so a forked worker trains after its parent used two threads."""
+    import multiprocessing
+
+    h = torch.randn(64, 48)
+    _run_head(kernels, h, torch.randn(10, 48), torch.zeros(10), torch.eye(10)[torch.arange(64) % 10], threads=2)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_train_in_forked_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked worker hung")
+    assert child.exitcode == 0 and math.isfinite(queue.get(timeout=5))
