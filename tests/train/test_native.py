@@ -92,11 +92,11 @@ def _run_head(kernels, h, w2, b2, target, threads=2):
     m, hidden = h.shape
     classes = len(b2)
     logits, g2, gb2 = torch.empty(m, classes), torch.empty(classes, hidden), torch.empty(classes)
-    dh, scratch = torch.empty_like(h), torch.empty(m * (hidden + classes))
+    dh, scratch, loss = torch.empty_like(h), torch.empty(m * (hidden + classes)), torch.empty(m)
     kernels.head(m, hidden, classes, int(h.dtype == torch.bfloat16), h.data_ptr(), w2.data_ptr(), b2.data_ptr(),
-                 target.data_ptr(), logits.data_ptr(), g2.data_ptr(), gb2.data_ptr(), dh.data_ptr(),
+                 target.data_ptr(), logits.data_ptr(), loss.data_ptr(), g2.data_ptr(), gb2.data_ptr(), dh.data_ptr(),
                  scratch.data_ptr(), scratch[m * hidden :].data_ptr(), threads)
-    return logits, g2, gb2, dh
+    return logits, g2, gb2, dh, loss
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -108,11 +108,13 @@ def test_the_head_computes_what_torch_computes(kernels, dtype, m, hidden, classe
     w2, b2 = torch.randn(classes, hidden, generator=gen) * 0.1, torch.randn(classes, generator=gen)
     target = torch.softmax(torch.randn(m, classes, generator=gen) * 3, 1)  # smoothed targets, not only one-hot
     h_before = h.clone()
-    logits, g2, gb2, dh = _run_head(kernels, h, w2, b2, target, threads)
+    logits, g2, gb2, dh, loss = _run_head(kernels, h, w2, b2, target, threads)
     ref_logits, ref_g2, ref_gb2, ref_dh = _reference_head(h, w2, b2, target)
+    ref_loss = -(ref_logits.log_softmax(1) * target.double()).sum(1)
 
     assert torch.equal(h, h_before)  # the pre-activations are read, not changed
     assert torch.allclose(logits.double(), ref_logits, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(loss.double(), ref_loss, rtol=1e-5, atol=1e-6)
     assert torch.allclose(g2.double(), ref_g2, rtol=1e-4, atol=1e-7)
     assert torch.allclose(gb2.double(), ref_gb2, rtol=1e-4, atol=1e-7)
     assert dh.dtype == dtype
@@ -127,8 +129,9 @@ def test_a_nan_activation_shows_in_the_logits(kernels):
     """ReLU passes NaN as torch's does, so a diverging run shows NaN in its loss instead of hiding it."""
     h = torch.randn(4, 16)
     h[2, 5] = float("nan")
-    logits, *_ = _run_head(kernels, h, torch.randn(10, 16), torch.zeros(10), torch.eye(10)[:4])
+    logits, *_, loss = _run_head(kernels, h, torch.randn(10, 16), torch.zeros(10), torch.eye(10)[:4])
     assert torch.isnan(logits[2]).all() and not torch.isnan(logits[[0, 1, 3]]).any()
+    assert torch.isnan(loss[2]) and not torch.isnan(loss[[0, 1, 3]]).any()
 
 
 def _rmsprop(kernels, g1, g_rest, w, v, lr, rho, eps, wd, with_copy=True, threads=2):
@@ -204,3 +207,35 @@ def test_a_forked_one_thread_worker_trains_through_the_kernels(kernels):
         child.kill()
         pytest.fail("the forked worker hung")
     assert child.exitcode == 0 and math.isfinite(queue.get(timeout=5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_gather_takes_the_rows_live_pixels_and_a_bias_column(kernels, dtype, threads):
+    from digitlab.train.fused_mlp import _runs
+
+    gen = torch.Generator().manual_seed(2)
+    pixels = torch.rand(300, 784, generator=gen).to(dtype)
+    live = torch.ones(784, dtype=torch.bool)
+    live[:60], live[100:130], live[-5:], live[400] = False, False, False, False
+    columns = live.nonzero().squeeze(1)
+    runs = _runs(columns.tolist())
+    assert [r[2] for r in runs] == [40, 270, 378]  # 60-99, 130-399, 401-778
+    rows = torch.randperm(300, generator=gen)[:257]  # a shuffled subset of the rows
+    out = torch.full((257, len(columns) + 1), -7.0, dtype=dtype)
+    table = torch.tensor(runs, dtype=torch.int32)
+    kernels.gather(len(rows), rows.data_ptr(), pixels.data_ptr(), 784, pixels.element_size(), table.data_ptr(),
+                   len(runs), out.data_ptr(), out.shape[1], threads)
+    assert torch.equal(out[:, :-1], pixels[rows][:, columns]) and torch.all(out[:, -1] == 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_live_columns_are_those_not_zero_in_every_row(kernels, dtype, threads):
+    pixels = torch.zeros(1001, 784, dtype=dtype)
+    pixels[5, 3], pixels[1000, 700], pixels[17, 9], pixels[:, 400] = 0.5, 1e-3, -2.0, 1.0
+    pixels[3, 12] = -0.0  # a negative zero is blank
+    live = torch.empty(784, dtype=torch.uint8)
+    assert kernels.live_columns(len(pixels), 784, pixels.element_size(), pixels.data_ptr(), live.data_ptr(), threads)
+    assert live.nonzero().squeeze(1).tolist() == [3, 9, 400, 700]
+    assert not kernels.live_columns(1, 5000, 4, torch.zeros(5000).data_ptr(), live.data_ptr(), threads)  # too wide

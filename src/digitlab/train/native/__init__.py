@@ -40,10 +40,12 @@ _P, _I, _L, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_float
 
 @dataclass
 class MLPKernels:
-    """The loaded library's two kernels (see mlp_step.c for their arguments) and how it was built."""
+    """The loaded library's kernels (see mlp_step.c for their arguments) and how it was built."""
 
     head: object
     rmsprop: object
+    gather: object
+    live_columns: object
     supported: object
     path: Path
     flags: list
@@ -82,7 +84,7 @@ def mlp_kernels() -> MLPKernels | None:
         try:
             built = 0.0 if path.exists() else _build(compiler, flags, path)
             _loaded = _bind(ctypes.CDLL(str(path)), path, flags, built)
-        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+        except (OSError, AttributeError, subprocess.SubprocessError, RuntimeError) as exc:  # AttributeError: a kernel missing
             errors.append(f"{' '.join(flags)}: {exc}")
             continue
         how = f"built in {built:.2f} s" if built else "cached"
@@ -137,11 +139,16 @@ def _build(compiler: str, flags: list, path: Path) -> float:
 
 
 def _bind(lib, path: Path, flags: list, built: float) -> MLPKernels:
-    head, rmsprop, supported = lib.mlp_head, lib.mlp_rmsprop, lib.mlp_supported
-    head.argtypes = [_I, _I, _I, _I, *[_P] * 10, _I]
+    head, rmsprop, gather, supported = lib.mlp_head, lib.mlp_rmsprop, lib.mlp_gather, lib.mlp_supported
+    live_columns = lib.mlp_live_columns
+    head.argtypes = [_I, _I, _I, _I, *[_P] * 11, _I]
     head.restype = None
     rmsprop.argtypes = [_L, _L, _I, _P, _P, _P, _P, _P, _F, _F, _F, _F, _I]
     rmsprop.restype = None
+    gather.argtypes = [_L, _P, _P, _L, _I, _P, _I, _P, _L, _I]
+    gather.restype = None
+    live_columns.argtypes = [_L, _L, _I, _P, _P, _I]
+    live_columns.restype = _I
     supported.argtypes = [_I, _I]
     supported.restype = _I
-    return MLPKernels(head, rmsprop, supported, path, list(flags), built)
+    return MLPKernels(head, rmsprop, gather, live_columns, supported, path, list(flags), built)

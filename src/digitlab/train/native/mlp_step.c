@@ -16,7 +16,8 @@
      h      m x H     layer 1's pre-activations from the forward product; bf16 or float32 (`bf16` flag)
      w2     C x H     layer 2's float32 master weights; b2: C
      target m x C     float32 targets (one-hot, or smoothed)
-     logits m x C     out: float32 logits (the epoch's record, scored when asked)
+     logits m x C     out: float32 logits (the epoch's record: accuracy is scored from it when asked)
+     loss   m         out: each row's cross-entropy against its target (for the running loss)
      g2     C x H     out: float32 gradient of w2; gb2: C, of b2
      dh     m x H     out: gradient of the pre-activations, in h's dtype (feeds the backward product)
      hf, d  m x H, m x C   float32 scratch (the ReLU'd activations, dloss/dlogits)
@@ -73,7 +74,7 @@ static inline float hsum(vf v) {
 /* One row: ReLU, logits, softmax gradient, and dh = (d W2) where h > 0. C is a constant where inlined. */
 static inline __attribute__((always_inline)) void head_row(
     int H, int C, int bf16, const void *h, float *hf, const float *w2, const float *b2, const float *target,
-    float *logits, float *d, void *dh, float inv_m) {
+    float *logits, float *d, void *dh, float *loss, float inv_m) {
     vf acc[MAX_CLASSES];
     for (int c = 0; c < C; c++) acc[c] = (vf){0};
     for (int j = 0; j < H; j += LANES) {
@@ -89,6 +90,10 @@ static inline __attribute__((always_inline)) void head_row(
         top = logits[c] > top ? logits[c] : top;
     }
     for (int c = 0; c < C; c++) total += (d[c] = expf(logits[c] - top));
+    /* the row's cross-entropy, -sum_c target_c log softmax_c, for the epoch's running loss */
+    float log_total = logf(total), row_loss = 0.f;
+    for (int c = 0; c < C; c++) row_loss += target[c] * (top + log_total - logits[c]);
+    *loss = row_loss;
     for (int c = 0; c < C; c++) d[c] = (d[c] / total - target[c]) * inv_m;
     vf dv[MAX_CLASSES];  /* d broadcast once, not once per block */
     for (int c = 0; c < C; c++) dv[c] = (vf){0} + d[c];
@@ -122,7 +127,8 @@ static inline __attribute__((always_inline)) void w2_grad_block(
    The 10-class rows are compiled with C as a constant: the branch is here because OpenMP outlines a
    parallel region's body before constants could reach it. */
 static void head_team(int m, int H, int C, int bf16, const void *h, const float *w2, const float *b2,
-                      const float *target, float *logits, float *g2, float *gb2, void *dh, float *hf, float *d) {
+                      const float *target, float *logits, float *loss, float *g2, float *gb2, void *dh, float *hf,
+                      float *d) {
     const float inv_m = 1.0f / (float)m;
     const long row_bytes = (long)H * (bf16 ? 2 : 4);
     #pragma omp for schedule(static)
@@ -131,9 +137,9 @@ static void head_team(int m, int H, int C, int bf16, const void *h, const float 
         void *dhi = (char *)dh + i * row_bytes;
         float *hfi = hf + (long)i * H, *li = logits + (long)i * C, *di = d + (long)i * C;
         const float *ti = target + (long)i * C;
-        if (C == 10 && bf16) head_row(H, 10, 1, hi, hfi, w2, b2, ti, li, di, dhi, inv_m);
-        else if (C == 10) head_row(H, 10, 0, hi, hfi, w2, b2, ti, li, di, dhi, inv_m);
-        else head_row(H, C, bf16, hi, hfi, w2, b2, ti, li, di, dhi, inv_m);
+        if (C == 10 && bf16) head_row(H, 10, 1, hi, hfi, w2, b2, ti, li, di, dhi, loss + i, inv_m);
+        else if (C == 10) head_row(H, 10, 0, hi, hfi, w2, b2, ti, li, di, dhi, loss + i, inv_m);
+        else head_row(H, C, bf16, hi, hfi, w2, b2, ti, li, di, dhi, loss + i, inv_m);
     }
     #pragma omp for schedule(static)
     for (int j = 0; j < H; j += LANES) {
@@ -152,12 +158,12 @@ static void head_team(int m, int H, int C, int bf16, const void *h, const float 
    most 16 (`mlp_supported` tells). With threads <= 1 no parallel region is entered at all: a process
    forked from one that ran OpenMP threads (the cross-validation workers) must not wake libgomp's pool. */
 void mlp_head(int m, int H, int C, int bf16, const void *h, const float *w2, const float *b2, const float *target,
-              float *logits, float *g2, float *gb2, void *dh, float *hf, float *d, int threads) {
+              float *logits, float *loss, float *g2, float *gb2, void *dh, float *hf, float *d, int threads) {
     if (threads > 1) {
         #pragma omp parallel num_threads(threads)
-        head_team(m, H, C, bf16, h, w2, b2, target, logits, g2, gb2, dh, hf, d);
+        head_team(m, H, C, bf16, h, w2, b2, target, logits, loss, g2, gb2, dh, hf, d);
     } else {
-        head_team(m, H, C, bf16, h, w2, b2, target, logits, g2, gb2, dh, hf, d);
+        head_team(m, H, C, bf16, h, w2, b2, target, logits, loss, g2, gb2, dh, hf, d);
     }
 }
 
@@ -218,4 +224,66 @@ void mlp_rmsprop(long n1, long n, int bf16, const void *g1, const float *g_rest,
     } else {
         rmsprop_team(n1, n, bf16, g1, g_rest, w, v, cw, lr, rho, eps, wd);
     }
+}
+
+/* Training rows without their blank pixels: out[i] = [the live pixels of src[rows[i]] | 1]. The live
+   pixels come as runs of neighbours, (first source column, first output column, length) triples, copied
+   with memcpy; the last output column is the constant 1 that carries layer 1's bias. elem_size is 2
+   (bf16) or 4 (float32). */
+static void gather_team(long n, const int64_t *rows, const char *src, long src_cols, int elem_size,
+                        const int32_t *runs, int n_runs, char *out, long out_cols) {
+    const long src_row = src_cols * elem_size, out_row = out_cols * elem_size;
+    const uint16_t one_bf16 = 0x3F80;
+    const float one_f32 = 1.0f;
+    #pragma omp for schedule(static)
+    for (long i = 0; i < n; i++) {
+        const char *s = src + rows[i] * src_row;
+        char *o = out + i * out_row;
+        for (int r = 0; r < n_runs; r++)
+            memcpy(o + (long)runs[3 * r + 1] * elem_size, s + (long)runs[3 * r] * elem_size,
+                   (size_t)runs[3 * r + 2] * elem_size);
+        memcpy(o + out_row - elem_size, elem_size == 2 ? (const void *)&one_bf16 : (const void *)&one_f32, elem_size);
+    }
+}
+
+void mlp_gather(long n, const int64_t *rows, const void *src, long src_cols, int elem_size, const int32_t *runs,
+                int n_runs, void *out, long out_cols, int threads) {
+    if (threads > 1) {
+        #pragma omp parallel num_threads(threads)
+        gather_team(n, rows, src, src_cols, elem_size, runs, n_runs, out, out_cols);
+    } else {
+        gather_team(n, rows, src, src_cols, elem_size, runs, n_runs, out, out_cols);
+    }
+}
+
+/* live[j] = 1 where column j of the n x cols matrix src (bf16 or float32) holds a value other than 0 or -0
+   in some row, else 0: the pixels the fused step keeps. One pass over src, rows split across threads;
+   cols is at most MAX_LIVE_COLUMNS. */
+#define MAX_LIVE_COLUMNS 4096
+static void live_team(long n, long cols, int elem_size, const void *src, uint8_t *live) {
+    uint32_t seen[MAX_LIVE_COLUMNS] = {0};  /* this thread's OR of each column's bits, the sign dropped */
+    #pragma omp for schedule(static)
+    for (long i = 0; i < n; i++) {
+        if (elem_size == 2) {
+            const uint16_t *row = (const uint16_t *)src + i * cols;
+            for (long j = 0; j < cols; j++) seen[j] |= row[j] & 0x7FFFu;
+        } else {
+            const uint32_t *row = (const uint32_t *)src + i * cols;
+            for (long j = 0; j < cols; j++) seen[j] |= row[j] & 0x7FFFFFFFu;
+        }
+    }
+    #pragma omp critical
+    for (long j = 0; j < cols; j++) live[j] |= seen[j] != 0;
+}
+
+int mlp_live_columns(long n, long cols, int elem_size, const void *src, uint8_t *live, int threads) {
+    if (cols > MAX_LIVE_COLUMNS) return 0;
+    memset(live, 0, (size_t)cols);
+    if (threads > 1) {
+        #pragma omp parallel num_threads(threads)
+        live_team(n, cols, elem_size, src, live);
+    } else {
+        live_team(n, cols, elem_size, src, live);
+    }
+    return 1;
 }
