@@ -55,7 +55,7 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
                         "AVX-512 BF16 or AMX; float32 elsewhere)")
     g.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None,
                    help="train the mlp on a CPU through its fused step with hand-written gradients, the same "
-                        "training 1.4-1.6x faster (default: on; --no-fused uses the general autograd loop)")
+                        "training about 2x faster (default: on; --no-fused uses the general autograd loop)")
     g.add_argument("--seed", type=int, help="random seed (default 0)")
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="architecture argument, e.g. --model-arg dropout=0.2 (repeatable)")
