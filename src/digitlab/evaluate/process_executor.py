@@ -4,7 +4,9 @@ Why processes and not more threads: a fold of the article's mlp is thousands of 
 GEMMs of 128 rows and a dozen elementwise ops each). torch splits every op across its threads and
 joins them again, and on two cores half of each step is that fork/join and the ops too small to
 split. Two folds side by side, one thread each, keep both cores busy all the time: on a 2-core
-machine the 5-fold CV of the mlp takes 16 s this way against 21 s for the folds one after another.
+machine the 5-fold CV of the mlp (`digitlab cv --model mlp --folds 5 --epochs 5`) takes 8.1 s this
+way against 9.6 s for the folds one after another (16 s against 21 s before the fused step's native
+kernels took most of the small ops out).
 
 Each fold is the same task as with the local executor (a fresh model seeded with seed + fold), so
 the scores match it up to float rounding (one thread sums in another order than two).
