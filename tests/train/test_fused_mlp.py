@@ -123,7 +123,7 @@ def test_a_fused_run_reads_and_writes_the_model_and_optimizer_state(tiny_digits,
     optimizer = KerasRMSprop(model.parameters(), lr=1e-3, rho=0.5)
     step = FusedMLPStep(model, optimizer, TrainConfig(batch_size=64, cpu_amp=False), bf16=False, x=x)
     assert step.kind == step_kind
-    # The torch update keeps the state shifted by eps / rho (see FusedMLPStep._rmsprop); the native one does not.
+    # The torch update keeps the state shifted by eps / rho (see fused_mlp_torch.FusedAdamRMSprop); the native one does not.
     shift = 1e-7 / 0.5 if step_kind == "torch" else 0.0
     assert len(step.alive) == 25 * 26 and step.images.shape == (256, 25 * 26 + 1)
     assert torch.all(step.images[:, -1] == 1)  # the bias column
@@ -138,7 +138,7 @@ def test_a_fused_run_reads_and_writes_the_model_and_optimizer_state(tiny_digits,
     step.load()
     layer1 = step._views(step.weights)[0]
     assert torch.all(layer1[:, :-1] == 0.01) and torch.all(layer1[:, -1] == 0.2)
-    shifted = step._views(step.shifted_avg)
+    shifted = step._views(step.square_avg)
     assert torch.allclose(shifted[0][:, :-1], torch.tensor(4.0 + shift))
     assert torch.equal(shifted[0][:, -1], torch.full((16,), shift))  # b1 has no state yet: v = 0
     with torch.no_grad():

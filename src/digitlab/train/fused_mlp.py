@@ -3,7 +3,7 @@
 Why: on a CPU the article's network is small enough that the matrix products are only half of a
 training step. The rest is overhead that autograd, autocast, module calls and a per-tensor optimizer
 add to every step: about 80 small operator calls, each a few microseconds of dispatch. This path
-computes the same step in about 20 calls:
+computes the same step in 4 calls (native kernels) or about 20 (torch ops):
 
     forward   h = relu([x | 1] [W1 | b1]^T); logits = h W2^T + b2   (bf16 on CPUs with bf16 hardware)
     loss      softmax cross-entropy, optional label smoothing  (float32)
@@ -22,7 +22,7 @@ Two implementations of the step, the same training:
   and two native calls do the rest, the small layer, softmax and ReLU gradients in one and the
   RMSprop update with the bf16 copy of the weights in the other. 4 calls per step.
 - torch ops (otherwise, or with DIGITLAB_NATIVE=0): about 20 torch calls per step; the update is torch's
-  fused Adam kernel, made to compute Keras's RMSprop (see `_rmsprop`).
+  fused Adam kernel, made to compute Keras's RMSprop (digitlab.train.fused_mlp_torch).
 Measured on 2 cores (bench/seed_mlp.py, fastest of 3): 5 epochs in 1.74 s native, 2.37 s on torch ops
 and 3.77 s in the general autograd loop, at the same accuracy; the matrix products alone take 1.4-1.6 s.
 
@@ -99,16 +99,17 @@ class FusedMLPStep:
                        tuple(model.dense2.bias.shape)]
         n = sum(math.prod(shape) for shape in self.shapes)
         self.weights, self.grads = torch.empty(n), torch.empty(n)
-        # RMSprop's average of squared gradients, kept shifted by eps / rho (see _rmsprop).
-        self.shifted_avg = torch.empty(n)
-        self.adam_avg = torch.zeros(n)  # the fused Adam kernel's first moment; with beta1 = 0 it is the gradient
-        self.adam_step = torch.zeros(())
-        self.steps_taken = 0  # the same count as a Python int, for the bias correction
+        # RMSprop's average of squared gradients (the torch update keeps it shifted, see `_shift`).
+        self.square_avg = torch.empty(n)
         # The products' copy of the weights: a bf16 cast each step, or the float32 weights themselves.
         self.compute_weights = torch.empty(n, dtype=torch.bfloat16) if bf16 else self.weights
         self.g1, self.g2, self.gb2 = self._views(self.grads)
         self.cw1, self.cw2, self.cb2 = self._views(self.compute_weights)
-        if self.kernels is not None:
+        if self.kernels is None:
+            from digitlab.train.fused_mlp_torch import FusedAdamRMSprop
+
+            self.torch_update = FusedAdamRMSprop(n)
+        else:
             bs = config.batch_size
             self.h = torch.empty(bs, hidden, dtype=self.compute_dtype)  # layer 1's pre-activations
             self.dh = torch.empty(bs, hidden, dtype=self.compute_dtype)
@@ -186,11 +187,11 @@ class FusedMLPStep:
         tensors[3].copy_(b2)
 
     def _shift(self) -> float:
-        """How far the flat RMSprop state sits above Keras's v: eps / rho for the torch update (see _rmsprop)."""
+        """How far the flat RMSprop state sits above Keras's v: 0 for the native update, eps / rho for the
+        torch one (see fused_mlp_torch.FusedAdamRMSprop)."""
         if self.kernels is not None:
             return 0.0
-        group = self.optimizer.param_groups[0]
-        return group["eps"] / group["alpha"]
+        return self.torch_update.shift(self.optimizer.param_groups[0])
 
     def load(self) -> None:
         """Copy the model's weights and the optimizer's state in (a callback may have changed them)."""
@@ -201,10 +202,10 @@ class FusedMLPStep:
             self._to_flat(self.params, self.weights)
             avgs = [state[p]["square_avg"] if "square_avg" in state.get(p, {}) else torch.zeros_like(p)
                     for p in self.params]
-            self._to_flat(avgs, self.shifted_avg)
-            self.shifted_avg.add_(self._shift())
-            self.adam_step.zero_()
-            self.steps_taken = 0
+            self._to_flat(avgs, self.square_avg)
+            self.square_avg.add_(self._shift())
+            if self.kernels is None:
+                self.torch_update.reset()
             if self.compute_weights is not self.weights:
                 self.compute_weights.copy_(self.weights)
 
@@ -225,7 +226,7 @@ class FusedMLPStep:
             # Blank pixels' weights did not move; their squared-gradient averages decayed by rho a step.
             avgs[0].mul_(rho**steps)
             # Rounding can leave a zero average a hair below 0 once unshifted: clamp, it is a mean of squares.
-            self._from_flat((self.shifted_avg - self._shift()).clamp_(min=0.0), avgs)
+            self._from_flat((self.square_avg - self._shift()).clamp_(min=0.0), avgs)
 
     def train_epoch(self, state, x_epoch, y_epoch, callbacks) -> None:
         """One epoch over shuffled rows of `images`; sets state's running loss and accuracy."""
@@ -243,7 +244,8 @@ class FusedMLPStep:
         if self.kernels is not None:
             # The native head also writes each row's cross-entropy: the running loss is then one sum.
             row_loss = torch.empty(n)
-            state._score_seen = lambda seen: (row_loss[:seen].sum(), (epoch_logits[:seen].argmax(1) == y_epoch[:seen]).sum())
+            state._score_seen = lambda seen: (row_loss[:seen].sum(),
+                                              (epoch_logits[:seen].argmax(1) == y_epoch[:seen]).sum())
         else:
             row_loss = None
             state._score_seen = lambda seen: _score(epoch_logits[:seen], target[:seen], y_epoch[:seen])
@@ -253,7 +255,9 @@ class FusedMLPStep:
         if self.kernels is not None:
             self._native_steps(state, x_epoch, target, epoch_logits, row_loss, callbacks)
         else:
-            self._torch_steps(state, x_epoch, target, epoch_logits, callbacks)
+            from digitlab.train.fused_mlp_torch import torch_steps
+
+            torch_steps(self, state, x_epoch, target, epoch_logits, callbacks)
         self.store(state.steps_per_epoch)
         state._loss_sum, state._correct = state._score_seen(state._seen)
         state._score_seen = None
@@ -270,8 +274,8 @@ class FusedMLPStep:
         # Addresses of the buffers, fixed for the epoch; a batch's rows of target and logits are offsets.
         ptr = {name: t.data_ptr() for name, t in dict(
             h=h, dh=dh, g1=g1_out, grads=self.grads, gb2=self.gb2, w=self.weights, w2=self.weights[n1:],
-            b2=self.weights[n_all - classes:], v=self.shifted_avg, target=target, logits=epoch_logits, loss=row_loss,
-            hf=self.scratch, d=self.scratch[bs * hidden:]).items()}
+            b2=self.weights[n_all - classes:], v=self.square_avg, target=target, logits=epoch_logits,
+            loss=row_loss, hf=self.scratch, d=self.scratch[bs * hidden:]).items()}
         cw = self.compute_weights.data_ptr() if bf16 else None
         row_bytes = classes * 4
         head, rmsprop, mm = kernels.head, kernels.rmsprop, torch.mm
@@ -283,66 +287,14 @@ class FusedMLPStep:
             h_m, dh_m = (h, dh) if m == bs else (h[:m], dh[:m])
             mm(xb, layer1_t, out=h_m)  # xb's last column is 1: this adds b1
             head(m, hidden, classes, bf16, ptr["h"], ptr["w2"], ptr["b2"], ptr["target"] + start * row_bytes,
-                 ptr["logits"] + start * row_bytes, ptr["loss"] + start * 4, ptr["grads"] + n1 * 4, ptr["gb2"], ptr["dh"], ptr["hf"], ptr["d"],
-                 threads)
+                 ptr["logits"] + start * row_bytes, ptr["loss"] + start * 4, ptr["grads"] + n1 * 4, ptr["gb2"],
+                 ptr["dh"], ptr["hf"], ptr["d"], threads)
             mm(dh_m.t(), xb, out=g1_out)  # [dW1 | db1]
             rmsprop(n1, n_all, bf16, ptr["g1"], ptr["grads"] + n1 * 4, ptr["w"], ptr["v"], cw,
                     group["lr"], group["alpha"], group["eps"], group["weight_decay"], threads)
-            self.steps_taken += 1
             state.scheduler.step()
             state._seen += m
             callbacks.on_batch_end(state, step)
-
-    def _torch_steps(self, state, x_epoch, target, epoch_logits, callbacks) -> None:
-        """The epoch's steps in torch ops (where the native kernels cannot be built)."""
-        import torch
-
-        group, bs = self.optimizer.param_groups[0], self.config.batch_size
-        mm, addmm, relu_backward = torch.mm, torch.addmm, torch.ops.aten.threshold_backward
-        cast = self.compute_weights is not self.weights
-        layer1, w2, b2 = self.cw1, self.cw2, self.cb2
-        for step in range(state.steps_per_epoch):
-            rows = slice(step * bs, (step + 1) * bs)
-            xb, tb, logits = x_epoch[rows], target[rows], epoch_logits[rows]
-            m = len(tb)
-            if cast:
-                self.compute_weights.copy_(self.weights)
-            h = mm(xb, layer1.t()).relu_()  # xb's last column is 1: this adds b1
-            logits.copy_(addmm(b2, h, w2.t()))
-            # d(mean cross-entropy)/d logits = (softmax - target) / batch
-            d_logits = torch.softmax(logits, 1).sub_(tb).div_(m).to(self.compute_dtype)
-            self.g2.copy_(mm(d_logits.t(), h))
-            self.gb2.copy_(d_logits.sum(0))  # summed in the products' dtype, as autocast's backward does
-            d_h = relu_backward(mm(d_logits, w2), h, 0)
-            self.g1.copy_(mm(d_h.t(), xb))  # [dW1 | db1]
-            self._rmsprop(group)
-            state.scheduler.step()
-            state._seen += m
-            callbacks.on_batch_end(state, step)
-
-    def _rmsprop(self, group: dict) -> None:
-        """KerasRMSprop's step, v = rho v + (1-rho) g^2; w -= lr g / sqrt(v + eps), in one fused kernel.
-
-        torch's fused Adam kernel computes it in one pass over the buffers where the same formula
-        takes five. With beta1 = 0 its first moment is the gradient; its bias correction is undone
-        through the learning rate; and its eps goes outside the square root where Keras's is inside,
-        so it gets eps = 0 and the state is kept shifted: s = v + eps / rho. Then the kernel's
-        rho s + (1-rho) g^2 is v_new + eps (up to float rounding), the denominator Keras wants, and
-        one add moves the state back to v_new + eps / rho. The step costs 0.1 ms against 0.18 ms for
-        the five passes (2 threads).
-        """
-        import torch
-
-        lr, rho, eps = group["lr"], group["alpha"], group["eps"]
-        self.adam_step += 1
-        self.steps_taken += 1
-        bias_correction = 1.0 - rho**self.steps_taken
-        torch._fused_adam_(
-            [self.weights], [self.grads], [self.adam_avg], [self.shifted_avg], [], [self.adam_step],
-            lr=lr / math.sqrt(bias_correction), beta1=0.0, beta2=rho,
-            weight_decay=group["weight_decay"], eps=0.0, amsgrad=False, maximize=False,
-        )
-        self.shifted_avg.add_(eps * (1.0 - rho) / rho)
 
 
 def _runs(columns: list) -> list:
