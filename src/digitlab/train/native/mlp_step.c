@@ -4,9 +4,10 @@
    runs at the CPU's peak, what is left is small work spread over a dozen torch calls: the 10-output
    layer, softmax and its gradient, the ReLU mask, the casts to and from bf16 and the optimizer update.
    At a few microseconds of dispatch each plus a pass over memory each, they cost as much again as the
-   products' non-peak part. Here they are two calls: `mlp_head` (everything between the two products)
-   and `mlp_rmsprop` (the update, reading the product's gradient in its own dtype and writing the
-   weights' bf16 copy in the same pass).
+   products' non-peak part. Here they are two calls a step: `mlp_head` (everything between the two
+   products) and `mlp_rmsprop` (the update, reading the product's gradient in its own dtype and writing
+   the weights' bf16 copy in the same pass). Two more prepare the training images once per run
+   (`mlp_live_columns`, `mlp_gather`).
 
    Built on first use by digitlab/train/native/__init__.py with the machine's C compiler and OpenMP.
    Loaded into a process where torch already loaded its OpenMP runtime (same soname, libgomp.so.1),
@@ -31,7 +32,6 @@
 #define MAX_CLASSES 16
 
 typedef float vf __attribute__((vector_size(64), aligned(4), may_alias));
-typedef int32_t vi __attribute__((vector_size(64)));
 typedef uint32_t vu __attribute__((vector_size(64)));
 typedef uint16_t vbf __attribute__((vector_size(32), aligned(2), may_alias));
 
@@ -60,16 +60,26 @@ static inline void store16(void *p, long i, vf f, int bf16) {
     else *(vf *)((float *)p + i) = f;
 }
 
+/* The sum of the 16 lanes, as a tree: halves added three times (a chain of 16 scalar adds is 4x slower).
+   __builtin_shufflevector is GCC 12+ and clang; older compilers get the same tree from a lane array. */
+#if defined(__clang__) || __GNUC__ >= 12
 typedef float vf8 __attribute__((vector_size(32)));
 typedef float vf4 __attribute__((vector_size(16)));
-
-/* The sum of the 16 lanes, as a tree: halves added three times (a chain of 16 scalar adds is 4x slower). */
 static inline float hsum(vf v) {
     vf8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
             __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
     vf4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
     return (b[0] + b[2]) + (b[1] + b[3]);
 }
+#else
+static inline float hsum(vf v) {
+    float lane[LANES];
+    memcpy(lane, &v, sizeof lane);
+    for (int half = LANES / 2; half > 0; half /= 2)
+        for (int l = 0; l < half; l++) lane[l] += lane[l + half];
+    return lane[0];
+}
+#endif
 
 /* One row: ReLU, logits, softmax gradient, and dh = (d W2) where h > 0. C is a constant where inlined. */
 static inline __attribute__((always_inline)) void head_row(
