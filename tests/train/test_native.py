@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -48,6 +50,16 @@ def test_the_kernels_are_built_once_then_loaded_from_the_cache(fresh, monkeypatc
     second = native.mlp_kernels()
     assert second.path == first.path and second.build_seconds == 0.0 and not built
     assert "cached" in native.status()
+
+    # A damaged library (say, a disk that filled) is rebuilt, not fatal. In a new process: this one has
+    # the library mapped, and dlopen would hand back the loaded one by its name.
+    first.path.unlink()
+    first.path.write_bytes(b"half a library")
+    probe = "from digitlab.train import native; k = native.mlp_kernels(); print(k.build_seconds, k.path)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DIGITLAB_CACHE_DIR": str(fresh)})
+    seconds, path = done.stdout.split()
+    assert float(seconds) > 0 and path == str(first.path) and first.path.stat().st_size > 1000
 
 
 def test_a_failing_compiler_or_the_switch_falls_back_to_the_torch_step(fresh, monkeypatch, tiny_digits):

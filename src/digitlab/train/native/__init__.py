@@ -80,18 +80,28 @@ def mlp_kernels() -> MLPKernels | None:
         return None
     errors = []
     for flags in FLAG_SETS:
-        path = _cache_path(compiler, flags)
         try:
-            built = 0.0 if path.exists() else _build(compiler, flags, path)
-            _loaded = _bind(ctypes.CDLL(str(path)), path, flags, built)
-        except (OSError, AttributeError, subprocess.SubprocessError, RuntimeError) as exc:  # AttributeError: a kernel missing
+            _loaded = _load(compiler, flags)
+        except (OSError, AttributeError, subprocess.SubprocessError, RuntimeError) as exc:
             errors.append(f"{' '.join(flags)}: {exc}")
             continue
-        how = f"built in {built:.2f} s" if built else "cached"
-        _status = f"native kernels ({how}, {' '.join(flags)}): {path}"
+        how = f"built in {_loaded.build_seconds:.2f} s" if _loaded.build_seconds else "cached"
+        _status = f"native kernels ({how}, {' '.join(flags)}): {_loaded.path}"
         return _loaded
     _status = f"the C compiler {compiler} failed ({errors[-1]}); the fused step runs on torch ops"
     return None
+
+
+def _load(compiler: str, flags: list) -> MLPKernels:
+    """The library for these flags: from the cache, else built into it (a damaged cached one is rebuilt)."""
+    path = _cache_path(compiler, flags)
+    if path.exists():
+        try:
+            return _bind(ctypes.CDLL(str(path)), path, flags, 0.0)
+        except (OSError, AttributeError):  # not a library, or one without all the kernels: build it again
+            path.unlink(missing_ok=True)
+    built = _build(compiler, flags, path)
+    return _bind(ctypes.CDLL(str(path)), path, flags, built)
 
 
 def _cache_path(compiler: str, flags: list) -> Path:
