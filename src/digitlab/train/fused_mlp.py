@@ -23,8 +23,8 @@ Two implementations of the step, the same training:
   RMSprop update with the bf16 copy of the weights in the other. 4 calls per step.
 - torch ops (otherwise, or with DIGITLAB_NATIVE=0): about 20 torch calls per step; the update is torch's
   fused Adam kernel, made to compute Keras's RMSprop (digitlab.train.fused_mlp_torch).
-Measured on 2 cores (bench/seed_mlp.py, fastest of 3): 5 epochs in 1.74 s native, 2.37 s on torch ops
-and 3.77 s in the general autograd loop, at the same accuracy; the matrix products alone take 1.4-1.6 s.
+Measured on 2 cores (bench/seed_mlp.py, fastest of 3): 5 epochs in 1.64 s native, 2.30 s on torch ops
+and 3.43 s in the general autograd loop, at the same accuracy; the matrix products alone take 1.39 s.
 
 It is a drop-in for `fit`'s epoch, used only where it computes exactly what the general loop does
 (see `unsupported_reason`): the weights and the optimizer's state go back into the model and the
