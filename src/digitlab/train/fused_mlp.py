@@ -205,9 +205,9 @@ class FusedMLPStep:
             self._to_flat(avgs, self.square_avg)
             self.square_avg.add_(self._shift())
             if self.kernels is None:
-                self.torch_update.reset()
-            if self.compute_weights is not self.weights:
-                self.compute_weights.copy_(self.weights)
+                self.torch_update.reset()  # (the torch step casts the weights at every step)
+            elif self.compute_weights is not self.weights:
+                self.compute_weights.copy_(self.weights)  # the native update keeps this copy from here on
 
     def store(self, steps: int) -> None:
         """Copy the weights and the RMSprop state back where checkpoints and evaluation look for them."""
