@@ -83,6 +83,21 @@ def test_a_failing_compiler_or_the_switch_falls_back_to_the_torch_step(fresh, mo
     assert native.mlp_kernels() is None and "DIGITLAB_NATIVE=0" in native.status()
 
 
+def test_a_run_says_once_why_its_mlp_trains_without_the_kernels(fresh, monkeypatch, capsys, tiny_digits):
+    x, y = tiny_digits[0][:128], tiny_digits[1][:128]
+    monkeypatch.setenv("CC", "/bin/false")
+    fit(build_model("mlp", hidden=16), x, y, TrainConfig(epochs=2, batch_size=64), verbose=True)
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "/bin/false failed" in notes[0] and "1.4x slower" in notes[0]
+
+    monkeypatch.setenv(native.ENV_SWITCH, "0")  # turned off on purpose: nothing to say
+    fit(build_model("mlp", hidden=16), x, y, TrainConfig(epochs=1, batch_size=64), verbose=True)
+    monkeypatch.delenv(native.ENV_SWITCH)
+    monkeypatch.delenv("CC")
+    fit(build_model("mlp", hidden=16), x, y, TrainConfig(epochs=1, batch_size=64), verbose=True)  # builds
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_widths_the_kernels_do_not_take_use_the_torch_step(kernels, tiny_digits):
     assert kernels.supports(512, 10) and kernels.supports(48, 3)
     assert not kernels.supports(40, 10) and not kernels.supports(512, 17)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -208,6 +209,11 @@ def fit(
     fused = None
     if unsupported_reason(model, config, device, augmenting=augment is not None, distilling=soft_t is not None) is None:
         fused = FusedMLPStep(model, optimizer, config, bf16=amp and cpu_bf16, x=x_t)
+        if verbose and fused.kind == "torch":
+            from digitlab.train.native import missing_reason
+
+            if missing_reason():  # say once why this run is slower than it could be, and how to fix it
+                print(f"note: {missing_reason()} (about 1.4x slower)", file=sys.stderr)
     cbs = CallbackList([*( [default_progress()] if verbose else []), *callbacks])
     with cpu_float_mode() if device.type == "cpu" else contextlib.nullcontext():
         cbs.on_train_begin(state)  # a resume callback restores weights, optimizer, RNG and epoch here

@@ -57,6 +57,7 @@ class MLPKernels:
 
 _loaded: MLPKernels | None = None
 _status = "not loaded yet"
+_missing = False  # True when the kernels were wanted but could not be built (not when turned off)
 
 
 def status() -> str:
@@ -64,9 +65,15 @@ def status() -> str:
     return _status
 
 
+def missing_reason() -> str | None:
+    """Why the kernels could not be built, if they were wanted and could not be (for a one-line note)."""
+    return _status if _missing else None
+
+
 def mlp_kernels() -> MLPKernels | None:
     """The native kernels, built and cached on first use; None if they cannot be (see `status()`)."""
-    global _loaded, _status
+    global _loaded, _status, _missing
+    _missing = False
     if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
         _status = f"turned off ({ENV_SWITCH}=0)"
         return None
@@ -76,7 +83,7 @@ def mlp_kernels() -> MLPKernels | None:
 
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not compiler:
-        _status = "no C compiler found (set CC); the fused step runs on torch ops"
+        _status, _missing = "no C compiler found (install one, or set CC); the fused step runs on torch ops", True
         return None
     errors = []
     for flags in FLAG_SETS:
@@ -88,7 +95,7 @@ def mlp_kernels() -> MLPKernels | None:
         how = f"built in {_loaded.build_seconds:.2f} s" if _loaded.build_seconds else "cached"
         _status = f"native kernels ({how}, {' '.join(flags)}): {_loaded.path}"
         return _loaded
-    _status = f"the C compiler {compiler} failed ({errors[-1]}); the fused step runs on torch ops"
+    _status, _missing = f"the C compiler {compiler} failed ({errors[-1]}); the fused step runs on torch ops", True
     return None
 
 
