@@ -266,3 +266,22 @@ def test_live_columns_are_those_not_zero_in_every_row(kernels, dtype, threads):
     assert kernels.live_columns(len(pixels), 784, pixels.element_size(), pixels.data_ptr(), live.data_ptr(), threads)
     assert live.nonzero().squeeze(1).tolist() == [3, 9, 400, 700]
     assert not kernels.live_columns(1, 5000, 4, torch.zeros(5000).data_ptr(), live.data_ptr(), threads)  # too wide
+
+
+def test_without_openmp_or_cpu_flags_the_kernels_still_compute_the_same(fresh, monkeypatch):
+    """The last flag sets tried (a compiler without OpenMP, a CPU it cannot target) build one-thread,
+    generic-vector code: slower, the same numbers."""
+    monkeypatch.setattr(native, "FLAG_SETS", (["-O3", "-fno-math-errno"],))
+    plain = native.mlp_kernels()
+    assert plain is not None and plain.flags == ["-O3", "-fno-math-errno"], native.status()
+    gen = torch.Generator().manual_seed(5)
+    h, w2, b2 = torch.randn(37, 48, generator=gen).bfloat16(), torch.randn(10, 48, generator=gen), torch.zeros(10)
+    target = torch.eye(10)[torch.arange(37) % 10]
+    logits, g2, gb2, dh, loss = _run_head(plain, h, w2, b2, target, threads=2)
+    ref_logits, ref_g2, ref_gb2, ref_dh = _reference_head(h, w2, b2, target)
+    assert torch.allclose(logits.double(), ref_logits, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(g2.double(), ref_g2, rtol=1e-4, atol=1e-7)
+    assert torch.all((dh.double() - ref_dh).abs() <= ref_dh.abs() * 2**-8 + 1e-9)
+    w, v = torch.ones(64), torch.zeros(64)
+    _rmsprop(plain, torch.ones(48), torch.ones(16), w, v, 0.1, 0.5, 1e-7, 0.0, threads=2)
+    assert torch.allclose(w, torch.tensor(1 - 0.1 / 0.5**0.5))
