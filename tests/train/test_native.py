@@ -23,6 +23,7 @@ from digitlab.train.rmsprop import KerasRMSprop
 def fresh(monkeypatch, tmp_path):
     """No kernels loaded in this process yet, and an empty cache."""
     monkeypatch.setattr(native, "_loaded", None)
+    monkeypatch.setattr(native, "_failed", {})
     monkeypatch.setenv("DIGITLAB_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv(native.ENV_SWITCH, raising=False)
     monkeypatch.delenv("CC", raising=False)
@@ -67,6 +68,10 @@ def test_a_failing_compiler_or_the_switch_falls_back_to_the_torch_step(fresh, mo
     assert native.mlp_kernels() is None
     assert "failed" in native.status() and "torch ops" in native.status()
     assert not any((fresh / "kernels").iterdir())  # nothing half-written
+    builds, build = [], native._build
+    monkeypatch.setattr(native, "_build", lambda *args: builds.append(args))
+    assert native.mlp_kernels() is None and "failed" in native.status() and not builds  # not retried
+    monkeypatch.setattr(native, "_build", build)
 
     x, y = tiny_digits[0][:128], tiny_digits[1][:128]
     model = build_model("mlp", hidden=16)

@@ -58,6 +58,7 @@ class MLPKernels:
 _loaded: MLPKernels | None = None
 _status = "not loaded yet"
 _missing = False  # True when the kernels were wanted but could not be built (not when turned off)
+_failed: dict = {}  # compiler -> the status of its failed build: not retried by every later fit in this process
 
 
 def status() -> str:
@@ -85,6 +86,9 @@ def mlp_kernels() -> MLPKernels | None:
     if not compiler:
         _status, _missing = "no C compiler found (install one, or set CC); the fused step runs on torch ops", True
         return None
+    if compiler in _failed:
+        _status, _missing = _failed[compiler], True
+        return None
     errors = []
     for flags in FLAG_SETS:
         try:
@@ -96,6 +100,7 @@ def mlp_kernels() -> MLPKernels | None:
         _status = f"native kernels ({how}, {' '.join(flags)}): {_loaded.path}"
         return _loaded
     _status, _missing = f"the C compiler {compiler} failed ({errors[-1]}); the fused step runs on torch ops", True
+    _failed[compiler] = _status
     return None
 
 
