@@ -2,18 +2,19 @@
 # GPU check for issue 4 (accuracy): one prepared script for a bare x86-64 GPU machine, <= 8 minutes.
 #
 # Prints, clearly labelled (lines starting with RESULT), then one final JSON line:
-#   - time to >= 99.0% test accuracy (`fast` preset, 3 seeds) and to >= 99.5% (`fast-99.5`), with the
-#     PyTorch-examples-style baseline measured in the same run (bench/time_to_accuracy.py);
-#   - the `best` preset's single-model accuracy and time, a 5-seed ensemble (bench/best_accuracy.py);
-#   - training images/s of each;
-#   - trains + saves the pretrained model (the `compact` preset distilled from the seed-0 `best` run, as
-#     the shipped one was made) into $OUT/pretrained/ (model.safetensors, model.json, history.csv,
-#     metrics.json) and re-evaluates it from those files.
+#   1. time to >= 99.0% test accuracy (`fast` preset, 3 seeds) and to >= 99.5% (`fast-99.5`), with the
+#      PyTorch-examples-style baseline measured in the same run (bench/time_to_accuracy.py);
+#   2. the `best` preset's single-model accuracy and time, and a 5-seed ensemble (bench/best_accuracy.py);
+#   3. the shipped pretrained model's test accuracy, evaluated from the package's files;
+#   4. time to 99.0% again with torch.compile, plain and replaying each step as a CUDA graph
+#      (`fast+compile`, `fast+compile:reduce-overhead`): a small net's GPU step is mostly kernel launches,
+#      which is what these remove. Last: they compile first, and they get what steps 1-3 leave;
+#   training images/s for each, and whether the 0.5 s goal is met (and by which variant).
 #
 # Needs (carry them): .whl/ (pooch, platformdirs wheels) and .carry/mnist/ (the four MNIST .gz files).
 # Run from the repository root:   bash bench/gpu_check.sh
 # Smoke test on a CPU:            GPU_CHECK_QUICK=1 PYTHON=.venv/bin/python OUT=/tmp/fake-out bash bench/gpu_check.sh
-set -u
+set -u -o pipefail  # a step that fails says so, even through tee
 
 START=$(date +%s)
 OUT=${OUT:-/tmp/gpu_check_out}
@@ -21,7 +22,7 @@ PY=${PYTHON:-python3}
 QUICK=${GPU_CHECK_QUICK:-0}
 DATA=${DATA_DIR:-.carry/mnist}
 WORK=$(mktemp -d /tmp/gpu_check.XXXXXX)
-mkdir -p "$OUT/pretrained"
+mkdir -p "$OUT"
 LOG="$OUT/gpu_check.log"
 exec > >(tee -a "$LOG") 2>&1
 
@@ -29,9 +30,9 @@ say() { echo "[gpu_check +$(( $(date +%s) - START ))s] $*"; }
 left() { local l=$(( 470 - ($(date +%s) - START) )); echo $(( l < 10 ? 10 : l )); }  # of the 8 minutes, minus a margin
 
 say "start: OUT=$OUT WORK=$WORK QUICK=$QUICK python=$PY"
-if [ "$QUICK" = "1" ]; then TTA_FLAGS="--quick"; BEST_FLAGS="--quick"; COMPACT_FLAGS="--epochs 1 --warmup 0.2"
+if [ "$QUICK" = "1" ]; then TTA_FLAGS="--quick"; BEST_FLAGS="--quick"
   DEVICE=${DEVICE:-auto}
-else TTA_FLAGS=""; BEST_FLAGS=""; COMPACT_FLAGS=""; DEVICE=${DEVICE:-cuda}; fi
+else TTA_FLAGS=""; BEST_FLAGS=""; DEVICE=${DEVICE:-cuda}; fi
 
 # 0. Dependencies the bare machine lacks (pure-python wheels), the checkout on the path, and the facts.
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -50,26 +51,29 @@ timeout -k 5 $(( $(left) < 150 ? $(left) : 150 )) "$PY" bench/time_to_accuracy.p
   --baseline-budget 60 $TTA_FLAGS \
   | tee "$WORK/tta.log" || say "WARN: step 1 failed or timed out"
 
-# 2. best: seed 0 alone (the pretrained model), seeds 1-4 four at a time, then the 5-seed ensemble.
-say "step 2: best preset, pretrained model and ensemble ($(left)s left)"
-BUDGET=$(( $(left) - 100 )); BUDGET=$(( BUDGET < 60 ? 60 : BUDGET ))  # step 3 needs about a minute
+# 2. best: seed 0 alone, then seeds 1-4 four at a time beside the baseline, then the 5-seed ensemble.
+say "step 2: best preset and ensemble ($(left)s left)"
+BUDGET=$(( $(left) - 130 )); BUDGET=$(( BUDGET < 60 ? 60 : BUDGET ))  # steps 3-4 need about two minutes
 timeout -k 5 $(( BUDGET + 20 )) "$PY" bench/best_accuracy.py -o "$WORK/best" --data-dir "$DATA" --device "$DEVICE" \
   --parallel 4 --time-budget "$BUDGET" $BEST_FLAGS | tee "$WORK/best.log" || say "WARN: step 2 failed or timed out"
-
-# 3. The pretrained model, made as the shipped one: `compact` distilled from the seed-0 `best` run. Plain
-#    files only, then load it back from there and re-test it.
-say "step 3: pretrained model ($(left)s left)"
-timeout -k 5 $(left) "$PY" -m digitlab train --preset compact --teacher "$WORK/best/seed-0" --seed 0 \
-  --device "$DEVICE" --data-dir "$DATA" $COMPACT_FLAGS -o "$WORK/compact" | tail -4 || say "WARN: step 3 training failed"
-for f in model.safetensors model.json history.csv metrics.json; do
-  cp "$WORK/compact/$f" "$OUT/pretrained/$f" 2>/dev/null || say "WARN: no $f from the compact run"
-done
 cp "$WORK/best/ensemble.json" "$OUT/ensemble.json" 2>/dev/null || say "WARN: no ensemble.json"
-timeout -k 5 60 "$PY" -m digitlab evaluate "$OUT/pretrained" --data-dir "$DATA" --json | tee "$WORK/pretrained.log" \
-  || say "WARN: step 3 evaluation failed"
 
-# 4. Labelled results and one JSON line (parsed from each step's last JSON line).
-say "step 4: summary"
+# 3. The shipped pretrained model, loaded from the package's files and tested as a user would.
+say "step 3: the shipped pretrained model ($(left)s left)"
+timeout -k 5 60 "$PY" -m digitlab evaluate --pretrained --data-dir "$DATA" --json \
+  | tee "$WORK/pretrained.log" || say "WARN: step 3 failed"
+
+# 4. Time to 99.0% with torch.compile, one variant per process (each compiles in its untimed warm-up):
+#    half of what is left for the first, the rest for the second, so that one that hangs spares the other.
+say "step 4: time to 99.0% compiled ($(left)s left)"
+timeout -k 5 $(( $(left) / 2 )) "$PY" bench/time_to_accuracy.py --device "$DEVICE" --data-dir "$DATA" \
+  --presets fast+compile --skip-baseline $TTA_FLAGS | tee "$WORK/tta_compiled.log" || say "WARN: step 4a failed or timed out"
+timeout -k 5 $(( $(left) > 20 ? $(left) - 10 : 10 )) "$PY" bench/time_to_accuracy.py --device "$DEVICE" --data-dir "$DATA" \
+  --presets fast+compile:reduce-overhead --skip-baseline $TTA_FLAGS | tee "$WORK/tta_graphs.log" \
+  || say "WARN: step 4b failed or timed out"
+
+# 5. Labelled results and one JSON line (parsed from each step's last JSON line).
+say "step 5: summary"
 "$PY" - "$WORK" "$OUT" "$START" <<'PYEOF'
 import json, os, sys, time
 work, out, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -83,19 +87,30 @@ def last_json(name):
 
 tta, best, pre = last_json("tta.log"), last_json("best.log"), last_json("pretrained.log")
 res = {"quick": os.environ.get("GPU_CHECK_QUICK") == "1"}
-for name, label in (("fast", "time_to_99.0"), ("fast-99.5", "time_to_99.5")):
-    p = (tta or {}).get("presets", {}).get(name)
-    if p:
+presets = {}
+for log in ("tta.log", "tta_compiled.log", "tta_graphs.log"):
+    presets.update((last_json(log) or {}).get("presets") or {})
+for name, label in (("fast", "time_to_99.0"), ("fast+compile", "time_to_99.0_compiled"),
+                    ("fast+compile:reduce-overhead", "time_to_99.0_cuda_graphs"), ("fast-99.5", "time_to_99.5")):
+    p = presets.get(name)
+    if p and p.get("time_s"):
         t, runs = p["time_s"], p["runs"]
         ips = [60000 * r["epochs"] / r["train_time_s"] for r in runs if r["train_time_s"]]
-        res[label] = {"mean_s": t["mean"], "min_s": t["min"], "max_s": t["max"], "hits": p["hits"],
+        res[label] = {"preset": name, "mean_s": t["mean"], "min_s": t["min"], "max_s": t["max"], "hits": p["hits"],
                       "runs": len(runs), "accuracies": [r["test_accuracy"] for r in runs],
                       "images_per_s": sum(ips) / len(ips)}
-        print(f"RESULT {label}: {t['mean']:.2f}s mean (min {t['min']:.2f}, max {t['max']:.2f}), "
+        print(f"RESULT {label} ({name}): {t['mean']:.3f}s mean (min {t['min']:.3f}, max {t['max']:.3f}), "
               f"{p['hits']}/{len(runs)} runs hit, accuracies {res[label]['accuracies']}, "
               f"{res[label]['images_per_s']:,.0f} training images/s")
     else:
-        print(f"RESULT {label}: MISSING")
+        res[label] = {"preset": name, "error": (p or {}).get("error", "missing")}
+        print(f"RESULT {label} ({name}): MISSING ({res[label]['error'][:200]})")
+# The goal: 99.0% in <= 0.5 s of training; a variant meets it when every seed hits 99.0% and the mean is in time.
+met = [(res[k]["mean_s"], res[k]["preset"]) for k in ("time_to_99.0", "time_to_99.0_compiled", "time_to_99.0_cuda_graphs")
+       if "mean_s" in res[k] and res[k]["hits"] == res[k]["runs"] and res[k]["mean_s"] <= 0.5]
+res["goal_99.0_in_0.5s"] = {"met": bool(met), "by": min(met)[1] if met else None, "mean_s": min(met)[0] if met else None}
+print("RESULT goal 99.0% in <= 0.5 s: " + (f"MET by {min(met)[1]} ({min(met)[0]:.3f}s mean, all seeds hit)" if met
+                                            else "NOT MET (see the times above)"))
 if tta and tta.get("baseline"):
     res["baseline_tta"] = tta["baseline"]
     res["speedup_vs_baseline"] = tta.get("speedup_vs_baseline")
@@ -118,13 +133,16 @@ if best:
     res["baseline_cnn"] = best.get("baseline")
 else:
     print("RESULT best_single: MISSING")
-res["pretrained"] = pre and {k: pre.get(k) for k in ("accuracy", "errors", "model")}
+res["pretrained"] = pre and {k: pre.get(k) for k in ("accuracy", "errors", "model", "recorded_test_accuracy")}
 if pre:
-    size = os.path.getsize(os.path.join(out, "pretrained", "model.safetensors"))
+    import digitlab
+    weights = os.path.join(os.path.dirname(digitlab.__file__), "pretrained", "model.safetensors")
+    size = os.path.getsize(weights)
     ok = pre["accuracy"] >= 0.996 and size < 5_000_000
     res["pretrained"].update(size_bytes=size, meets_99_6=ok)
-    print(f"RESULT pretrained: test accuracy {pre['accuracy']:.4f} from {out}/pretrained "
-          f"({size / 1e6:.2f} MB) -> {'PASS' if ok else 'FAIL'} (needs >= 0.9960, < 5 MB)")
+    print(f"RESULT pretrained: test accuracy {pre['accuracy']:.4f} (recorded "
+          f"{pre.get('recorded_test_accuracy')}), {weights} ({size / 1e6:.2f} MB) -> {'PASS' if ok else 'FAIL'} "
+          "(needs >= 0.9960, < 5 MB)")
 else:
     print("RESULT pretrained: MISSING")
 res["elapsed_s"] = round(time.time() - start, 1)

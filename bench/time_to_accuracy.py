@@ -8,12 +8,19 @@ time is the training time of the first epoch whose test accuracy reaches the tar
 rule for the baseline.
 
 Rules (as airbench): time covers training only (fit, including moving the data to the device) and
-excludes evaluation; the device is synchronized; one untimed warm-up run first; each preset run is a
-fresh model with its own seed, and a run whose final test accuracy misses the target counts as a miss.
+excludes evaluation; the device is synchronized; each preset gets one untimed warm-up run first, on a
+subset sized so that its batches have every shape the timed runs will see (cuDNN's autotuning and
+torch.compile's compilation happen there, not in the timed runs); each preset run is a fresh model
+with its own seed, and a run whose final test accuracy misses the target counts as a miss.
+
+A preset may carry options after "+": `fast+compile` (torch.compile), `fast+compile:reduce-overhead`
+(torch.compile replaying each step as a CUDA graph). A run that fails is reported and counts as a
+miss; the other presets still run.
 
     .venv/bin/python bench/time_to_accuracy.py                  # 3 seeds each, CPU (all cores)
     .venv/bin/python bench/time_to_accuracy.py --quick          # a smoke test: tiny settings
     python3 bench/time_to_accuracy.py --device cuda --data-dir .carry/mnist
+    python3 bench/time_to_accuracy.py --device cuda --presets fast+compile,fast+compile:reduce-overhead --skip-baseline
 
 Ends with one JSON line of the figures.
 """
@@ -37,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3, help="seeds per preset (default 3)")
-    p.add_argument("--presets", default="fast,fast-99.5", help="comma-separated presets (default fast,fast-99.5)")
+    p.add_argument("--presets", default="fast,fast-99.5",
+                   help="comma-separated presets, each optionally NAME+compile[:MODE] (default fast,fast-99.5)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
@@ -50,6 +58,31 @@ def parse_args(argv=None):
 
 
 TARGETS = {"fast": 0.99, "fast-99.5": 0.995}
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """'fast+compile:reduce-overhead' -> ('fast', {'compile': True, 'compile_mode': 'reduce-overhead'})."""
+    from digitlab.errors import ConfigError
+    from digitlab.train.presets import get_preset
+
+    name, *options = spec.split("+")
+    get_preset(name)  # an unknown preset fails here, before any training
+    overrides = {}
+    for option in options:
+        key, _, mode = option.partition(":")
+        if key != "compile":
+            raise ConfigError(f"unknown preset option {option!r} in {spec!r}: use NAME+compile or NAME+compile:MODE")
+        overrides.update(compile=True, compile_mode=mode or "default")
+    return name, overrides
+
+
+def warmup_subset(data, batch_size: int, n_batches: int = 16):
+    """The first images, as many as make `n_batches` full batches plus the timed runs' last, partial one."""
+    from digitlab.data.dataset import Dataset
+
+    n = n_batches * batch_size + len(data.x_train) % batch_size
+    return Dataset(data.name, data.x_train[:n], data.y_train[:n], data.x_test[:256], data.y_test[:256],
+                   data.classes, data.source)
 
 
 def sync(device):
@@ -110,14 +143,16 @@ def baseline_time_to_accuracy(data, target, max_epochs, device, seed=0, limit=No
     return None, acc, max_epochs
 
 
-def run_preset(name, data, seed, device, threads):
-    """One fresh run of preset `name`: (train seconds, test accuracy, epochs)."""
+def run_preset(spec, data, seed, device, threads):
+    """One fresh run of preset `spec` (NAME or NAME+compile[:MODE]): (train seconds, test accuracy, epochs)."""
     from digitlab.train.config import TrainConfig
     from digitlab.train.presets import get_preset
     from digitlab.train.run import train_run
 
+    name, overrides = parse_spec(spec)
     preset = get_preset(name)
-    config = TrainConfig.from_dict({**preset["config"], "seed": seed, "device": device, "threads": threads})
+    config = TrainConfig.from_dict({**preset["config"], **overrides, "seed": seed, "device": device,
+                                    "threads": threads})
     result = train_run(preset["model"], config, data, None, model_kwargs=preset["model_kwargs"], verbose=False,
                        preset=name)
     m = result.metrics
@@ -138,6 +173,7 @@ def main(argv=None) -> int:
     from digitlab.data.dataset import Dataset, load_dataset
     from digitlab.provenance import environment
     from digitlab.train.device import configure_threads, resolve_device
+    from digitlab.train.presets import get_preset
 
     device = resolve_device(args.device)
     threads = configure_threads(args.threads)
@@ -158,36 +194,57 @@ def main(argv=None) -> int:
               "times are inflated; measure on a quiet machine, or compare with --threads 1")
 
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
-    run_preset(presets[0], Dataset(data.name, data.x_train[:2048], data.y_train[:2048], data.x_test[:256],
-                                   data.y_test[:256], data.classes, data.source), 0, str(device), threads)  # warm-up
+    for spec in presets:
+        parse_spec(spec)  # every name and option is checked before the first run
 
     figures = {"device": str(device), "threads": threads, "seeds": seeds, "commit": env["commit"], "presets": {}}
-    for name in presets:
+    for spec in presets:
+        name, _ = parse_spec(spec)
         target = TARGETS.get(name, 0.99)
-        print(f"\n{name}: target {target:.1%} test accuracy")
+        print(f"\n{spec}: target {target:.1%} test accuracy")
+        try:
+            warm = time.perf_counter()
+            batch_size = get_preset(name)["config"].get("batch_size", 128)
+            run_preset(spec, warmup_subset(data, batch_size), 0, str(device), threads)
+            print(f"  warm-up (untimed): {time.perf_counter() - warm:.1f}s", flush=True)
+        except Exception as exc:  # noqa: BLE001 - a variant that cannot run is a result, not the end of the bench
+            print(f"  FAILED in warm-up: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            figures["presets"][spec] = {"target": target, "error": f"{type(exc).__name__}: {exc}"[:500],
+                                        "runs": [], "hits": 0, "all_hit": False}
+            continue
         runs = []
         for seed in range(seeds):
-            seconds, acc, epochs = run_preset(name, data, seed, str(device), threads)
+            try:
+                seconds, acc, epochs = run_preset(spec, data, seed, str(device), threads)
+            except Exception as exc:  # noqa: BLE001 - reported, counted as a miss
+                print(f"  seed {seed}: FAILED: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                runs.append({"seed": seed, "train_time_s": None, "test_accuracy": 0.0, "epochs": 0, "hit": False,
+                             "error": f"{type(exc).__name__}: {exc}"[:500]})
+                continue
             hit = acc >= target
             runs.append({"seed": seed, "train_time_s": seconds, "test_accuracy": acc, "epochs": epochs, "hit": hit})
             print(f"  seed {seed}: {seconds:7.2f}s training  test accuracy {acc:.4f}  {'hit' if hit else 'MISS'}",
                   flush=True)
         hits = [r["train_time_s"] for r in runs if r["hit"]]
-        stats = summarize([r["train_time_s"] for r in runs])
+        stats = summarize([r["train_time_s"] for r in runs if r["train_time_s"] is not None])
         accs = [r["test_accuracy"] for r in runs]
-        print(f"  => {name}: {stats['mean']:.2f}s mean (min {stats['min']:.2f}, max {stats['max']:.2f}) training, "
-              f"test accuracy mean {sum(accs) / len(accs):.4f} (min {min(accs):.4f}); "
+        timing = (f"{stats['mean']:.2f}s mean (min {stats['min']:.2f}, max {stats['max']:.2f}) training"
+                  if stats else "no run finished")
+        print(f"  => {spec}: {timing}, test accuracy mean {sum(accs) / len(accs):.4f} (min {min(accs):.4f}); "
               f"{len(hits)}/{len(runs)} runs reached {target:.1%}")
-        figures["presets"][name] = {"target": target, "runs": runs, "time_s": stats, "hits": len(hits),
+        figures["presets"][spec] = {"target": target, "runs": runs, "time_s": stats, "hits": len(hits),
                                     "mean_accuracy": sum(accs) / len(accs), "all_hit": len(hits) == len(runs)}
 
     if not args.skip_baseline:
-        target = TARGETS.get(presets[0], 0.99)
+        target = TARGETS.get(parse_spec(presets[0])[0], 0.99)
         print(f"\nbaseline (PyTorch-examples-style loop, Keras mnist_convnet, Adam, batch 64): target {target:.1%}")
+        torch.backends.cudnn.benchmark = False  # as the examples' loop runs: digitlab's fit turned it on
         seconds, acc, epochs = baseline_time_to_accuracy(
             data, target, 1 if args.quick else args.baseline_max_epochs, device, budget=args.baseline_budget)
         figures["baseline"] = {"target": target, "train_time_s": seconds, "test_accuracy": acc, "epochs": epochs}
         fast = figures["presets"].get(presets[0])
+        if fast and fast.get("time_s") is None:
+            fast = None  # it failed: nothing to compare with
         if seconds is None:
             print(f"  => baseline missed {target:.1%} in {epochs} epochs (accuracy {acc:.4f})")
         elif fast:

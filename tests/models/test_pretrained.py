@@ -12,8 +12,8 @@ FOLDER = pretrained_path()
 SHIPPED = (FOLDER / WEIGHTS_NAME).exists() and (FOLDER / META_NAME).exists()
 pytestmark = pytest.mark.skipif(
     not SHIPPED,
-    reason=f"no pretrained model in {FOLDER} yet: it is trained by bench/gpu_check.sh "
-           "(or `digitlab train --preset best --seed 0`) and copied there",
+    reason=f"no pretrained model in {FOLDER}: it is trained with `digitlab train --preset compact --teacher "
+           "RUN --seed 0` and copied there",
 )
 
 

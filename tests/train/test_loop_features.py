@@ -199,3 +199,40 @@ def test_images_convert_straight_to_bfloat16_as_through_float32():
     direct = to_input_tensor(x, dtype=torch.bfloat16)
     assert direct.dtype == torch.bfloat16 and direct.shape == (3, 1, 28, 28)
     assert torch.equal(direct, to_input_tensor(x).to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("argv, compiled, mode", [
+    ([], False, "default"),
+    (["--compile"], True, "default"),
+    (["--compile-mode", "reduce-overhead"], True, "reduce-overhead"),  # a mode asks for compilation
+])
+def test_compile_flags(argv, compiled, mode):
+    _, _, config = resolve_config(build_parser().parse_args(["train", "--model", "fast", *argv]))
+    assert (config.compile, config.compile_mode) == (compiled, mode)
+
+
+def test_an_unknown_compile_mode_is_refused():
+    with pytest.raises(ConfigError, match="unknown compile mode 'fastest'.*reduce-overhead"):
+        TrainConfig(compile=True, compile_mode="fastest")
+    with pytest.raises(SystemExit):  # argparse: one line and exit 2
+        build_parser().parse_args(["train", "--compile-mode", "fastest"])
+
+
+def test_compiled_training_matches_eager_and_a_fresh_model_reuses_the_compiled_graphs(tiny_digits):
+    # Benchmarks time a fresh compiled model after an untimed warm-up run: that only measures training if
+    # the second model does not compile again.
+    import torch._dynamo
+
+    x, y = tiny_digits
+    config = BASE.replace(epochs=1, cpu_amp=False)
+    eager = fit(_fast(), x, y, config, verbose=False)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    first = fit(_fast(), x, y, config.replace(compile=True), verbose=False)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert graphs >= 1
+    second = fit(_fast(), x, y, config.replace(compile=True), verbose=False)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs  # no recompilation
+    assert first.last("loss") == pytest.approx(second.last("loss"), rel=1e-6)  # same seed, same training
+    assert first.last("loss") == pytest.approx(eager.last("loss"), rel=1e-3)  # float32: the same training
+    torch._dynamo.reset()

@@ -12,7 +12,7 @@ CONFIG_FLAGS = {
     "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float,
     "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,
     "augment": str, "clean_epochs": int, "val_split": int, "early_stopping": int, "seed": int,
-    "teacher": str, "distill_weight": float, "distill_temperature": float,
+    "teacher": str, "distill_weight": float, "distill_temperature": float, "compile_mode": str,
 }
 BOOL_FLAGS = ("keep_best", "channels_last", "compile", "cpu_amp", "fused")
 
@@ -27,7 +27,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     """The training settings, shared by train, cv and sweep."""
-    from digitlab.train.config import AUGMENTS, OPTIMIZERS, SCHEDULES
+    from digitlab.train.config import AUGMENTS, COMPILE_MODES, OPTIMIZERS, SCHEDULES
 
     g = parser.add_argument_group("training")
     g.add_argument("--epochs", type=int, help="epochs (default 5)")
@@ -50,6 +50,9 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--keep-best", action="store_true", default=None, help="restore the best val_loss weights")
     g.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory layout")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--compile-mode", choices=COMPILE_MODES, metavar="MODE",
+                   help=f"torch.compile mode, implies --compile: {', '.join(COMPILE_MODES)} (default: default; "
+                        "reduce-overhead replays each step as a CUDA graph)")
     g.add_argument("--cpu-bf16", dest="cpu_amp", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast when training on a CPU (default: on where the CPU has bf16 hardware, "
                         "AVX-512 BF16 or AMX; float32 elsewhere)")
@@ -108,6 +111,8 @@ def resolve_config(args, default_model: str = "mlp"):
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
+    if getattr(args, "compile_mode", None):
+        values["compile"] = True  # a mode says which compilation, so it asks for one
     values["device"] = args.device
     values["threads"] = args.threads
     if values.get("teacher") not in (None, "pretrained"):

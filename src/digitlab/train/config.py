@@ -9,6 +9,9 @@ from digitlab.errors import ConfigError
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
 AUGMENTS = ("none", "affine", "elastic")
+# torch.compile's modes. On CUDA, "reduce-overhead" replays each step as a CUDA graph: for a small net,
+# whose step is mostly kernel launches, that is where the time goes. On a CPU they all compile alike.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 # Keras's defaults, so that `--optimizer rmsprop` trains as the article's `compile(optimizer="rmsprop")`.
 DEFAULT_LR = {"rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2}
@@ -41,6 +44,7 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads (None = torch's default, one per core)
     channels_last: bool = False
     compile: bool = False  # torch.compile the model (CUDA mostly)
+    compile_mode: str = "default"  # one of COMPILE_MODES, used when compile is on
     fused: bool = True  # the mlp on CPU trains through hand-written gradients (digitlab.train.fused_mlp)
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     # bf16 autocast for CPU training: None = auto, on where the CPU has bf16 hardware (AVX-512 BF16, AMX),
@@ -62,6 +66,8 @@ class TrainConfig:
             bad(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTS:
             bad(f"unknown augmentation {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
+        if self.compile_mode not in COMPILE_MODES:
+            bad(f"unknown compile mode {self.compile_mode!r}: choose one of {', '.join(COMPILE_MODES)}")
         if self.lr is not None and not self.lr > 0:
             bad(f"learning rate must be > 0, got {self.lr}")
         if not 0 <= self.label_smoothing < 1:

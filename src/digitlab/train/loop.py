@@ -178,7 +178,11 @@ def fit(
     model.to(device=device, memory_format=memory_format).train()
     if config.channels_last:
         x_t = x_t.contiguous(memory_format=torch.channels_last)
-    forward = torch.compile(model) if config.compile else model
+    forward = model
+    if config.compile:
+        # A fresh model of the same architecture reuses the compiled graphs (they take the weights as
+        # inputs), so only the first run in a process pays for compilation.
+        forward = torch.compile(model, mode=None if config.compile_mode == "default" else config.compile_mode)
     if bf16_images:
         x_t = x_t.to(torch.bfloat16)  # a no-op unless the validation split was carved in float32
 
