@@ -8,8 +8,8 @@ about 99.2%). Everything runs through the documented digitlab commands, one proc
     digitlab train --preset best --seed K -o OUT/seed-K          # K = 1..N-1, up to --parallel at once
     digitlab ensemble OUT/seed-0 ... OUT/seed-N-1 -o OUT         # averages the softmax outputs
 
-Seed 0 is the model that ships with the package; its model.json gets the exact command that made it
-("made_with": {"command", "hardware"}).
+Seed 0 is the seed whose model taught the one that ships with the package (`compact`, distilled from
+it). Every run's model.json gets the exact command that made it ("made_with": {"command", "hardware"}).
 Concurrent runs share the device, so only seed 0's time is a solo time. The baseline trains beside
 seeds 1..N-1 (its accuracy is the comparison; its time is not a solo time either). With --time-budget
 S every run gets a timeout so the whole script ends within about S seconds; the ensemble uses the
