@@ -63,6 +63,7 @@ TARGETS = {"fast": 0.99, "fast-99.5": 0.995}
 def parse_spec(spec: str) -> tuple[str, dict]:
     """'fast+compile:reduce-overhead' -> ('fast', {'compile': True, 'compile_mode': 'reduce-overhead'})."""
     from digitlab.errors import ConfigError
+    from digitlab.train.config import COMPILE_MODES
     from digitlab.train.presets import get_preset
 
     name, *options = spec.split("+")
@@ -72,6 +73,8 @@ def parse_spec(spec: str) -> tuple[str, dict]:
         key, _, mode = option.partition(":")
         if key != "compile":
             raise ConfigError(f"unknown preset option {option!r} in {spec!r}: use NAME+compile or NAME+compile:MODE")
+        if mode and mode not in COMPILE_MODES:
+            raise ConfigError(f"unknown compile mode {mode!r} in {spec!r}: choose one of {', '.join(COMPILE_MODES)}")
         overrides.update(compile=True, compile_mode=mode or "default")
     return name, overrides
 
@@ -165,6 +168,15 @@ def summarize(times):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from digitlab.errors import ConfigError
+
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    try:
+        for spec in presets:
+            parse_spec(spec)  # every name and option is checked before any data loads or model trains
+    except ConfigError as exc:
+        print(f"error: --presets: {exc}", file=sys.stderr)
+        return 2
     from digitlab.train.device import prepare_training_process
 
     prepare_training_process()  # as the CLI's training commands do, before torch starts its threads
@@ -193,9 +205,6 @@ def main(argv=None) -> int:
         print(f"  WARNING: the machine is busy (load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs): "
               "times are inflated; measure on a quiet machine, or compare with --threads 1")
 
-    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
-    for spec in presets:
-        parse_spec(spec)  # every name and option is checked before the first run
 
     figures = {"device": str(device), "threads": threads, "seeds": seeds, "commit": env["commit"], "presets": {}}
     for spec in presets:

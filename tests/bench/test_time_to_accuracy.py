@@ -31,7 +31,11 @@ def test_preset_options(bench, spec, expected):
     assert bench.parse_spec(spec) == expected
 
 
-@pytest.mark.parametrize("spec, match", [("fast+jit", "unknown preset option 'jit'"), ("quick", "unknown preset")])
+@pytest.mark.parametrize("spec, match", [
+    ("fast+jit", "unknown preset option 'jit'"),
+    ("fast+compile:fastest", "unknown compile mode 'fastest'.*reduce-overhead"),
+    ("quick", "unknown preset"),
+])
 def test_bad_preset_specs_fail_before_any_training(bench, spec, match):
     with pytest.raises(ConfigError, match=match):
         bench.parse_spec(spec)
