@@ -135,7 +135,7 @@ def test_cli_flags_reach_the_config():
         "train", "--model", "best", "--optimizer", "adamw", "--lr", "0.002", "--weight-decay", "0.05",
         "--schedule", "cosine", "--warmup", "1.5", "--label-smoothing", "0.1", "--augment", "elastic",
         "--val-split", "5000", "--early-stopping", "3", "--keep-best", "--channels-last", "--epochs", "9",
-        "--clean-epochs", "2",
+        "--clean-epochs", "2", "--beta1", "0.7", "--beta2", "0.9",
         "--model-arg", "dropout=0.1",
     ])
     model, kwargs, config = resolve_config(args)
@@ -144,6 +144,7 @@ def test_cli_flags_reach_the_config():
         "adamw", 0.002, 0.05, "cosine", 1.5)
     assert (config.label_smoothing, config.augment, config.val_split, config.early_stopping) == (0.1, "elastic", 5000, 3)
     assert config.keep_best and config.channels_last and config.epochs == 9 and config.clean_epochs == 2
+    assert (config.beta1, config.beta2) == (0.7, 0.9)
 
 
 @pytest.mark.parametrize("flag, expected", [([], None), (["--cpu-bf16"], True), (["--no-cpu-bf16"], False)])

@@ -66,6 +66,31 @@ def test_adamw_decay_is_decoupled_from_the_gradient():
     torch.testing.assert_close(p.detach(), torch.full((3,), 2.0 * (1 - 0.1 * 0.5)))
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+@pytest.mark.parametrize("beta1,beta2", [(0.9, 0.999), (0.7, 0.9)])
+def test_adam_betas_reach_the_update(name, beta1, beta2):
+    # Gradient 1 then 0: the second step moves p by lr * m_hat / sqrt(v_hat), where bias correction
+    # leaves m_hat = beta1 / (1 + beta1) and v_hat = beta2 / (1 + beta2): both betas show in it.
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = make_optimizer([p], TrainConfig(optimizer=name, lr=0.1, beta1=beta1, beta2=beta2, eps=1e-12))
+    assert opt.param_groups[0]["betas"] == (beta1, beta2)
+    p.grad = torch.ones(1)
+    opt.step()
+    before = p.detach().clone()
+    p.grad = torch.zeros(1)
+    opt.step()
+    expected = 0.1 * (beta1 / (1 + beta1)) / math.sqrt(beta2 / (1 + beta2))
+    torch.testing.assert_close(before - p.detach(), torch.tensor([expected]))
+
+
+@pytest.mark.parametrize("field,value", [("beta1", 1.0), ("beta2", -0.1), ("beta2", 1.5)])
+def test_betas_outside_0_1_are_a_config_error(field, value):
+    from digitlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{field} must be in \\[0, 1\\)"):
+        TrainConfig(optimizer="adam", **{field: value})
+
+
 def test_sgd_uses_nesterov_momentum_and_l2_decay():
     p = torch.nn.Parameter(torch.full((2,), 1.0))
     opt = make_optimizer([p], TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.01))

@@ -9,7 +9,7 @@ from digitlab.cli.common import add_data_args, add_device_args, load_data
 # CLI flag -> TrainConfig field. Flags default to None so that a preset's values survive unless the
 # user sets the flag explicitly.
 CONFIG_FLAGS = {
-    "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float,
+    "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float, "beta1": float, "beta2": float,
     "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,
     "augment": str, "clean_epochs": int, "val_split": int, "early_stopping": int, "seed": int,
     "teacher": str, "distill_weight": float, "distill_temperature": float, "compile_mode": str,
@@ -35,6 +35,8 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", choices=OPTIMIZERS, help="default rmsprop (Keras defaults)")
     g.add_argument("--lr", type=float, help="peak learning rate (default: the optimizer's Keras default)")
     g.add_argument("--momentum", type=float, help="sgd momentum (default 0.9, Nesterov)")
+    g.add_argument("--beta1", type=float, help="adam/adamw: the gradient average's decay (default 0.9)")
+    g.add_argument("--beta2", type=float, help="adam/adamw: the squared gradient average's decay (default 0.999)")
     g.add_argument("--weight-decay", type=float, help="weight decay (decoupled for adamw)")
     g.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default constant)")
     g.add_argument("--warmup", dest="warmup_epochs", type=float, help="linear warm-up, in epochs")

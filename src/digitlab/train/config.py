@@ -27,6 +27,8 @@ class TrainConfig:
     nesterov: bool = True  # sgd
     rho: float = 0.9  # rmsprop decay, Keras's default (torch's alpha)
     eps: float = 1e-7  # Keras's epsilon for rmsprop/adam
+    beta1: float = 0.9  # adam/adamw: decay of the gradient's running mean (torch's and Keras's default)
+    beta2: float = 0.999  # adam/adamw: decay of the squared gradient's running mean
     weight_decay: float = 0.0  # decoupled for adamw, L2 otherwise
     schedule: str = "constant"
     warmup_epochs: float = 0.0  # linear warm-up length, in epochs (fractions allowed)
@@ -72,6 +74,9 @@ class TrainConfig:
             bad(f"learning rate must be > 0, got {self.lr}")
         if not 0 <= self.label_smoothing < 1:
             bad(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                bad(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.weight_decay < 0:
             bad(f"weight decay must be >= 0, got {self.weight_decay}")
         if self.warmup_epochs < 0 or (self.warmup_epochs > 0 and self.warmup_epochs >= self.epochs):

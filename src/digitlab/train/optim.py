@@ -25,10 +25,11 @@ def make_optimizer(params, config: TrainConfig):
     # convnet's SGD step takes 42 us against 120 us for the foreach one (2 threads), with the same
     # result up to float rounding (1e-8 after 2 epochs). Elsewhere (MPS) the foreach implementation.
     kernel = {"fused": True} if all(p.device.type in ("cpu", "cuda") for p in params) else {"foreach": True}
+    betas = (config.beta1, config.beta2)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=config.eps, weight_decay=wd, **kernel)
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=config.eps, weight_decay=wd, **kernel)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, eps=config.eps, weight_decay=wd, **kernel)
+        return torch.optim.AdamW(params, lr=lr, betas=betas, eps=config.eps, weight_decay=wd, **kernel)
     # sgd: Nesterov momentum is the usual choice for convnets.
     return torch.optim.SGD(
         params, lr=lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0,

@@ -1,0 +1,55 @@
+"""bench/step_profile.py: per-step figures from a real (tiny) training run, and its one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitlab.data.idx import encode_idx
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def step_profile():
+    sys.path.insert(0, str(BENCH))  # it imports parse_spec from time_to_accuracy, as when run as a script
+    spec = importlib.util.spec_from_file_location("step_profile", BENCH / "step_profile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_mnist_like(folder: Path, n_train: int, n_test: int) -> Path:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)))
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(rng.integers(0, 10, n).astype(np.uint8)))
+    return folder
+
+
+def test_profiles_the_fast_step_on_cpu(step_profile, tmp_path, capsys):
+    data = write_mnist_like(tmp_path / "mnist", 3 * 128 + 40, 50)
+    assert step_profile.main(["--data-dir", str(data), "--steps", "3", "--threads", "1", "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert figures["steps"] == 3 and figures["batch_size"] == 128 and figures["device"] == "cpu"
+    assert figures["wall_ms_per_step"] > 0
+    # A training step of a 3-conv BN net is dozens of operators: forward, backward and the optimizer.
+    assert figures["aten_ops_per_step"] > 30
+    ops = {name for name, _, _ in figures["top_ops_by_cpu_time"]}
+    assert "aten::convolution_backward" in ops and len(figures["top_ops_by_cpu_time"]) == 5
+    # No device on a CPU run: no kernels, no busy fraction (and no made-up one).
+    assert figures["kernels_per_step"] == 0 and figures["busy_fraction"] is None
+    assert "wall time per step" in out and "device kernels" not in out
+
+
+def test_a_bad_preset_is_one_line_and_exit_2(step_profile, capsys):
+    assert step_profile.main(["--preset", "fast+compile:fastest"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown compile mode 'fastest'" in err
