@@ -20,7 +20,9 @@ MNIST after an untimed warm-up (cuDNN's autotuning and any compilation happen th
     python3 bench/step_profile.py --device cuda --data-dir .carry/mnist
     python3 bench/step_profile.py --device cuda --preset fast+compile:reduce-overhead
 
-Ends with one JSON line of the figures.
+A diagnostic, not a goal check: it trains on a subset and reports no accuracy, and its comparison is
+between presets or devices, run one after another (bench/gpu_check.sh profiles `fast-gpu`, eager and
+graphed, and `fast`). Ends with one JSON line of the figures.
 """
 
 from __future__ import annotations
@@ -71,24 +73,32 @@ def summarize(events, steps: int, wall_s: float, top: int) -> dict:
         "kernels_per_step": sum(e.count for e in kernels) / steps,
         "device_busy_ms_per_step": busy_us / 1000 / steps,
         "busy_fraction": (busy_us / 1000 / steps) / wall_ms if kernels and wall_ms else None,
-        "top_ops_by_cpu_time": [(e.key, e.count // steps or e.count, round(e.self_cpu_time_total / steps, 1))
+        "top_ops_by_cpu_time": [(e.key, round(e.count / steps, 2), round(e.self_cpu_time_total / steps, 1))
                                 for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)[:top]],
-        "top_kernels_by_device_time": [(e.key[:90], e.count // steps or e.count, round(device_time_us(e) / steps, 1))
+        "top_kernels_by_device_time": [(e.key[:90], round(e.count / steps, 2), round(device_time_us(e) / steps, 1))
                                        for e in sorted(kernels, key=lambda e: -device_time_us(e))[:top]],
     }
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from digitlab.errors import DigitlabError
+
+    try:
+        return profile_preset(args)
+    except DigitlabError as e:  # a bad preset, device or data folder: one line, not a traceback
+        print(f"step_profile: error: {e}", file=sys.stderr)
+        return 2
+
+
+def profile_preset(args) -> int:
     from time_to_accuracy import parse_spec
 
     from digitlab.errors import ConfigError
 
-    try:
-        name, overrides = parse_spec(args.preset)
-    except ConfigError as e:
-        print(f"step_profile: error: {e}", file=sys.stderr)
-        return 2
+    name, overrides = parse_spec(args.preset)
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -106,6 +116,9 @@ def main(argv=None) -> int:
                                     "threads": args.threads, "seed": 0})
     data = load_dataset("mnist", data_dir=args.data_dir, download=args.data_dir is None)
     n = args.steps * config.batch_size
+    if n > len(data.x_train):
+        raise ConfigError(f"--steps {args.steps} of {config.batch_size} images need {n:,} training images, the "
+                          f"data has {len(data.x_train):,}: ask for at most {len(data.x_train) // config.batch_size}")
     x, y = data.x_train[:n], data.y_train[:n]
     env = environment(device.type)
     print(f"Step profile: preset {args.preset}, batch {config.batch_size}, {args.steps} steps")
@@ -143,12 +156,12 @@ def main(argv=None) -> int:
               + (f" ({frac:.0%} of the wall time: "
                  + ("kernel-bound" if frac > 0.7 else "host-bound, the device waits on Python and launches") + ")"
                  if frac is not None else ""))
-        print("\ntop kernels (count per step, device us per step):")
+        print("\ntop kernels (launches per step, device us per step):")
         for key, count, us in figures["top_kernels_by_device_time"]:
-            print(f"  {us:8.1f} us  x{count:<3} {key}")
-    print("\ntop operators (count per step, CPU us per step):")
+            print(f"  {us:8.1f} us  x{count:<5g} {key}")
+    print("\ntop operators (calls per step, CPU us per step):")
     for key, count, us in figures["top_ops_by_cpu_time"]:
-        print(f"  {us:8.1f} us  x{count:<3} {key}")
+        print(f"  {us:8.1f} us  x{count:<5g} {key}")
     print(json.dumps(figures))
     return 0
 

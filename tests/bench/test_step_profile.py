@@ -34,8 +34,8 @@ def write_mnist_like(folder: Path, n_train: int, n_test: int) -> Path:
 
 
 def test_profiles_the_fast_step_on_cpu(step_profile, tmp_path, capsys):
-    data = write_mnist_like(tmp_path / "mnist", 3 * 128 + 40, 50)
-    assert step_profile.main(["--data-dir", str(data), "--steps", "3", "--threads", "1", "--top", "5"]) == 0
+    data = write_mnist_like(tmp_path / "mnist", 3 * 128 + 56, 50)
+    assert step_profile.main(["--data-dir", str(data), "--steps", "3", "--threads", "1", "--top", "40"]) == 0
     out = capsys.readouterr().out
     figures = json.loads(out.strip().splitlines()[-1])
     assert figures["steps"] == 3 and figures["batch_size"] == 128 and figures["device"] == "cpu"
@@ -43,13 +43,19 @@ def test_profiles_the_fast_step_on_cpu(step_profile, tmp_path, capsys):
     # A training step of a 3-conv BN net is dozens of operators: forward, backward and the optimizer.
     assert figures["aten_ops_per_step"] > 30
     ops = {name for name, _, _ in figures["top_ops_by_cpu_time"]}
-    assert "aten::convolution_backward" in ops and len(figures["top_ops_by_cpu_time"]) == 5
+    assert {"aten::convolution_backward", "aten::native_batch_norm"} <= ops and len(figures["top_ops_by_cpu_time"]) <= 40
     # No device on a CPU run: no kernels, no busy fraction (and no made-up one).
     assert figures["kernels_per_step"] == 0 and figures["busy_fraction"] is None
     assert "wall time per step" in out and "device kernels" not in out
 
 
-def test_a_bad_preset_is_one_line_and_exit_2(step_profile, capsys):
-    assert step_profile.main(["--preset", "fast+compile:fastest"]) == 2
+@pytest.mark.parametrize("argv, message", [
+    (["--preset", "fast+compile:fastest"], "unknown compile mode 'fastest'"),
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--steps", "5"], "need 640 training images, the data has 440: ask for at most 3"),
+])
+def test_bad_arguments_are_one_line_and_exit_2(step_profile, tmp_path, capsys, argv, message):
+    data = write_mnist_like(tmp_path / "mnist", 3 * 128 + 56, 50)
+    assert step_profile.main(["--data-dir", str(data), *argv]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "unknown compile mode 'fastest'" in err
+    assert len(err.splitlines()) == 1 and message in err
