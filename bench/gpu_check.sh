@@ -57,7 +57,7 @@ timeout -k 5 $(( $(left) < 150 ? $(left) : 150 )) "$PY" bench/time_to_accuracy.p
 #    idle: on an H200 4 runs at once took 133-137 s each, one alone 143 s (session 7). Seed 0 alone and then
 #    seeds 1-4 did not fit: the budget's timeout killed seeds 1-4 near their end.
 say "step 2: best preset and ensemble ($(left)s left)"
-BUDGET=$(( $(left) - 130 )); BUDGET=$(( BUDGET < 60 ? 60 : BUDGET ))  # steps 3-4 need about two minutes
+BUDGET=$(( $(left) - 110 )); BUDGET=$(( BUDGET < 60 ? 60 : BUDGET ))  # steps 3-4 need about a minute; 4b gets the rest
 timeout -k 5 $(( BUDGET + 20 )) "$PY" bench/best_accuracy.py -o "$WORK/best" --data-dir "$DATA" --device "$DEVICE" \
   --parallel 5 --together --time-budget "$BUDGET" $BEST_FLAGS | tee "$WORK/best.log" || say "WARN: step 2 failed or timed out"
 cp "$WORK/best/ensemble.json" "$OUT/ensemble.json" 2>/dev/null || say "WARN: no ensemble.json"
