@@ -1,0 +1,49 @@
+"""bench/ensemble_diversity.py: three ensembles scored on the same held-out images (quick mode, real MNIST)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "ensemble_diversity.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("ensemble_diversity", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    # Members train in worker processes, which find train_member by its module's name.
+    sys.modules["ensemble_diversity"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("ensemble_diversity", None)
+
+
+def test_groups_are_scored_on_one_validation_split(bench, mnist, capsys):
+    data_dir = str(Path(os.environ["DIGITLAB_DATA_DIR"]) / "mnist")
+    assert bench.main(["--quick", "--data-dir", data_dir, "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert figures["n_val"] == 1000 and set(figures["groups"]) == {"seeds", "widths", "recipes"}
+    for row in figures["groups"].values():
+        assert len(row["member_errors"]) == 2
+        assert row["shared_by_all"] <= min(row["member_errors"])
+        assert 0 <= row["ensemble_errors"] <= 1000
+        assert row["ensemble_accuracy"] == pytest.approx(1 - row["ensemble_errors"] / 1000)
+    # The seeds' ensemble is the baseline the others are compared with, in the same run.
+    widths = figures["groups"]["widths"]
+    assert widths["vs_seeds"] == widths["ensemble_errors"] - figures["groups"]["seeds"]["ensemble_errors"]
+    # The split is the one `--val-split 5000 --seed 0` carves (here from the first 6,000 images): never test images.
+    x_tr, y_tr, x_val, y_val = bench.split(mnist, quick=True)
+    assert len(x_tr) == 5000 and len(x_val) == 1000 and len(y_val) == 1000
+
+
+def test_an_unknown_group_is_one_line_and_exit_2(bench, capsys):
+    assert bench.main(["--groups", "seeds,kernels"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown group 'kernels'" in err
