@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -154,7 +155,9 @@ def main(argv=None) -> int:
     # Member k of every group gets seed k: the groups differ only in what varies besides the seed.
     jobs = [(g, k, k, widths, changes, args) for g in groups for k, (widths, changes) in enumerate(plan[g][:n_members])]
     probas: dict[str, dict[int, np.ndarray]] = {g: {} for g in groups}
-    with ProcessPoolExecutor(args.workers) as pool:
+    # CUDA cannot be used in a forked child of a process that touched it (the header asked for the GPU's name).
+    context = multiprocessing.get_context("fork" if args.device == "cpu" else "spawn")
+    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         for group, k, proba, seconds in pool.map(train_member, jobs):
             probas[group][k] = proba
             widths, changes = plan[group][k]
