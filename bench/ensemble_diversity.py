@@ -134,12 +134,14 @@ def main(argv=None) -> int:
     import numpy as np
 
     from digitlab.data.dataset import load_dataset
-    from digitlab.errors import DigitlabError
+    from digitlab.errors import ConfigError, DigitlabError
     from digitlab.evaluate.ensemble import average_proba
     from digitlab.provenance import environment
 
     try:
-        groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+        groups = list(dict.fromkeys(g.strip() for g in args.groups.split(",") if g.strip()))
+        if not groups:
+            raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes")
         plan = {g: members(args.preset, g) for g in groups}
         data = load_dataset("mnist", data_dir=args.data_dir, download=args.data_dir is None)
     except DigitlabError as e:

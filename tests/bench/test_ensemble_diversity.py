@@ -43,7 +43,11 @@ def test_groups_are_scored_on_one_validation_split(bench, mnist, capsys):
     assert len(x_tr) == 5000 and len(x_val) == 1000 and len(y_val) == 1000
 
 
-def test_an_unknown_group_is_one_line_and_exit_2(bench, capsys):
-    assert bench.main(["--groups", "seeds,kernels"]) == 2
+@pytest.mark.parametrize("groups, message", [
+    ("seeds,kernels", "unknown group 'kernels'"),
+    (" , ", "--groups is empty"),
+])
+def test_bad_groups_are_one_line_and_exit_2(bench, capsys, groups, message):
+    assert bench.main(["--groups", groups]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "unknown group 'kernels'" in err
+    assert len(err.splitlines()) == 1 and message in err
