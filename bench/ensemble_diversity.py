@@ -9,7 +9,9 @@ test set is not looked at. Three ensembles of five, each member with its own see
 
 - seeds (the baseline, in the same run): the preset as it is;
 - widths: the preset's net at five widths;
-- recipes: five recipes (widths, augmentation, optimizer) that differ more.
+- recipes: five recipes (widths, augmentation, optimizer) that differ more;
+- longer (only when asked: `--groups seeds,longer`): stronger members instead, the preset at twice
+  its epochs.
 
 Each prints its members' validation errors, the ensemble's (softmax average, as `digitlab ensemble`),
 and how many errors all five share. Members train one thread each, two at a time.
@@ -65,7 +67,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--workers", type=int, default=2, help="members trained at a time (default 2)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per member (default 1)")
-    p.add_argument("--groups", default="seeds,widths,recipes", help="comma-separated: seeds, widths, recipes")
+    p.add_argument("--groups", default="seeds,widths,recipes", help="comma-separated: seeds, widths, recipes, longer (default: the first three)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch on 6,000 images, 2 members per group")
     return p.parse_args(argv)
@@ -79,9 +81,14 @@ def members(preset: str, group: str) -> list[tuple[tuple[int, ...] | None, dict]
         return [(w, {}) for w in VARIANTS[preset]["widths"]]
     if group == "recipes":
         return list(VARIANTS[preset]["recipes"])
+    if group == "longer":  # stronger members instead of different ones: twice the preset's epochs
+        from digitlab.train.presets import get_preset
+
+        config = get_preset(preset)["config"]
+        return [(None, {"epochs": 2 * config["epochs"], "warmup_epochs": 2 * config.get("warmup_epochs", 0)})] * 5
     from digitlab.errors import ConfigError
 
-    raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes")
+    raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes, longer")
 
 
 def split(data, quick: bool):
@@ -141,7 +148,7 @@ def main(argv=None) -> int:
     try:
         groups = list(dict.fromkeys(g.strip() for g in args.groups.split(",") if g.strip()))
         if not groups:
-            raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes")
+            raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes, longer")
         plan = {g: members(args.preset, g) for g in groups}
         data = load_dataset("mnist", data_dir=args.data_dir, download=args.data_dir is None)
     except DigitlabError as e:

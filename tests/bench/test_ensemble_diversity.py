@@ -51,3 +51,10 @@ def test_bad_groups_are_one_line_and_exit_2(bench, capsys, groups, message):
     assert bench.main(["--groups", groups]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+@pytest.mark.parametrize("preset, epochs, warmup", [("fast-99.5", 20, 2), ("best", 80, 4)])
+def test_the_longer_group_trains_the_preset_twice_as_long(bench, preset, epochs, warmup):
+    plan = bench.members(preset, "longer")
+    assert len(plan) == 5 and all(widths is None for widths, _ in plan)
+    assert all(changes == {"epochs": epochs, "warmup_epochs": warmup} for _, changes in plan)
