@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
-import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "best_accuracy.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("best_accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BENCH_SCRIPT = "best_accuracy"
 
 
 def test_together_trains_every_seed_beside_the_others_and_ensembles_them(bench, mnist, tmp_path, capsys):

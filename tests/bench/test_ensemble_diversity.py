@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "ensemble_diversity.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("ensemble_diversity", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    # Members train in worker processes, which find train_member by its module's name.
-    sys.modules["ensemble_diversity"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("ensemble_diversity", None)
+BENCH_SCRIPT = "ensemble_diversity"
 
 
 def test_groups_are_scored_on_one_validation_split(bench, mnist, capsys):

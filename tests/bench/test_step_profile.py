@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +10,7 @@ import pytest
 
 from digitlab.data.idx import encode_idx
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-@pytest.fixture(scope="module")
-def step_profile():
-    sys.path.insert(0, str(BENCH))  # it imports parse_spec from time_to_accuracy, as when run as a script
-    spec = importlib.util.spec_from_file_location("step_profile", BENCH / "step_profile.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BENCH_SCRIPT = "step_profile"
 
 
 def write_mnist_like(folder: Path, n_train: int, n_test: int) -> Path:
@@ -33,9 +22,9 @@ def write_mnist_like(folder: Path, n_train: int, n_test: int) -> Path:
     return folder
 
 
-def test_profiles_the_fast_step_on_cpu(step_profile, tmp_path, capsys):
+def test_profiles_the_fast_step_on_cpu(bench, tmp_path, capsys):
     data = write_mnist_like(tmp_path / "mnist", 3 * 128 + 56, 50)
-    assert step_profile.main(["--data-dir", str(data), "--steps", "3", "--threads", "1", "--top", "40"]) == 0
+    assert bench.main(["--data-dir", str(data), "--steps", "3", "--threads", "1", "--top", "40"]) == 0
     out = capsys.readouterr().out
     figures = json.loads(out.strip().splitlines()[-1])
     assert figures["steps"] == 3 and figures["batch_size"] == 128 and figures["device"] == "cpu"
@@ -54,8 +43,8 @@ def test_profiles_the_fast_step_on_cpu(step_profile, tmp_path, capsys):
     (["--steps", "0"], "--steps must be >= 1"),
     (["--steps", "5"], "need 640 training images, the data has 440: ask for at most 3"),
 ])
-def test_bad_arguments_are_one_line_and_exit_2(step_profile, tmp_path, capsys, argv, message):
+def test_bad_arguments_are_one_line_and_exit_2(bench, tmp_path, capsys, argv, message):
     data = write_mnist_like(tmp_path / "mnist", 3 * 128 + 56, 50)
-    assert step_profile.main(["--data-dir", str(data), *argv]) == 2
+    assert bench.main(["--data-dir", str(data), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,15 +9,7 @@ import pytest
 from digitlab.data.dataset import Dataset
 from digitlab.errors import ConfigError
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "time_to_accuracy.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("time_to_accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BENCH_SCRIPT = "time_to_accuracy"
 
 
 @pytest.mark.parametrize("spec, expected", [
