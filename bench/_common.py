@@ -66,3 +66,16 @@ def plain_pytorch_epoch(model, opt, loss_fn, loader) -> tuple[float, float]:
         correct += (out.argmax(1) == yb).sum().item()
         total += len(yb)
     return loss_sum / total, correct / total
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts (workers, seeds, steps): a bad one is argparse's one-line error, exit 2."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value

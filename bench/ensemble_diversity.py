@@ -34,6 +34,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import positive_int  # noqa: E402
 
 VAL_SPLIT, SPLIT_SEED = 5000, 0
 # Per preset: the five widths of the "widths" group, and the five (widths, settings changed) of "recipes".
@@ -65,8 +68,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="fast-99.5", choices=sorted(VARIANTS))
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
-    p.add_argument("--workers", type=int, default=2, help="members trained at a time (default 2)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per member (default 1)")
+    p.add_argument("--workers", type=positive_int, default=2, help="members trained at a time (default 2)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads per member (default 1)")
     p.add_argument("--groups", default="seeds,widths,recipes", help="comma-separated: seeds, widths, recipes, longer (default: the first three)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch on 6,000 images, 2 members per group")

@@ -26,6 +26,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import positive_int  # noqa: E402
 
 ADAM = {"optimizer": "adam", "lr": 0.01, "beta1": 0.7, "beta2": 0.9, "weight_decay": 0.0}
 # (label, widths, the preset's settings changed)
@@ -52,10 +55,10 @@ VAL_SPLIT = 5000
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per setting (default 3)")
     p.add_argument("--only", default=None, help="run only the settings whose label contains this text")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
-    p.add_argument("--workers", type=int, default=2, help="runs at a time, one thread each (default 2)")
+    p.add_argument("--workers", type=positive_int, default=2, help="runs at a time, one thread each (default 2)")
     return p.parse_args(argv)
 
 

@@ -37,6 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import positive_int  # noqa: E402
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,7 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=64, help="steps timed and profiled (default 64)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
-    p.add_argument("--top", type=int, default=12, help="rows in each top list (default 12)")
+    p.add_argument("--top", type=positive_int, default=12, help="rows in each top list (default 12)")
     return p.parse_args(argv)
 
 

@@ -45,3 +45,11 @@ def test_the_longer_group_trains_the_preset_twice_as_long(bench, preset, epochs,
     plan = bench.members(preset, "longer")
     assert len(plan) == 5 and all(widths is None for widths, _ in plan)
     assert all(changes == {"epochs": epochs, "warmup_epochs": warmup} for _, changes in plan)
+
+
+@pytest.mark.parametrize("flag, value, message", [("--workers", "0", "must be >= 1, got 0"),
+                                                   ("--threads", "two", "expected a whole number >= 1")])
+def test_bad_counts_are_argparse_s_one_line_error(bench, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([flag, value])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -48,3 +48,10 @@ def test_bad_arguments_are_one_line_and_exit_2(bench, tmp_path, capsys, argv, me
     assert bench.main(["--data-dir", str(data), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_a_bad_top_is_argparse_s_one_line_error(bench, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--top", "-1"])
+    assert exit_info.value.code == 2
+    assert "--top: must be >= 1, got -1" in capsys.readouterr().err
