@@ -109,7 +109,9 @@ def test_cv_killed_after_a_fold_resumes_the_rest_to_the_same_scores(tmp_path, id
     """`digitlab cv -o OUT` SIGKILLed once fold 1 is saved; `--resume` skips the saved folds."""
     import json
 
-    args = ["cv", "--model", "mlp", "--model-arg", "hidden=128", "--epochs", "3", "--folds", "4", "--threads", "1",
+    # 100 epochs make a fold last about 1.3 s. With 3 the second round of folds (3 and 4) was saved 40 ms
+    # after fold 1, so a test process the machine kept waiting that long saw all four saved, and failed.
+    args = ["cv", "--model", "mlp", "--model-arg", "hidden=128", "--epochs", "100", "--folds", "4", "--threads", "1",
             "--device", "cpu", "--no-download", "--data-dir", str(idx_data_dir), "--json"]
     out = tmp_path / "cv"
     reference = subprocess.Popen(digitlab_cmd(*args, "-o", str(tmp_path / "ref")), env=cli_env(),
