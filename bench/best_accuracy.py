@@ -36,14 +36,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _common import positive_int  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", required=True, help="folder for the runs and ensemble.json")
     p.add_argument("--preset", default="best")
-    p.add_argument("--seeds", type=int, default=5, help="ensemble members (default 5)")
-    p.add_argument("--parallel", type=int, default=1, help="seeds 1..N-1 trained this many at a time (default 1)")
+    p.add_argument("--seeds", type=positive_int, default=5, help="ensemble members (default 5)")
+    p.add_argument("--parallel", type=positive_int, default=1, help="seeds 1..N-1 trained this many at a time (default 1)")
     p.add_argument("--together", action="store_true",
                    help="seed 0 trains beside the others instead of alone first: no solo time, but on a GPU "
                         "(where one run leaves it mostly idle) the whole ensemble in about one run's time")
@@ -51,8 +54,12 @@ def parse_args(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--time-budget", type=float, default=None, help="seconds for the whole script (timeouts)")
     p.add_argument("--skip-baseline", action="store_true")
-    p.add_argument("--baseline-epochs", type=int, default=15)
+    p.add_argument("--baseline-epochs", type=positive_int, default=15)
     p.add_argument("--extra", default="", help="extra flags for every preset run, e.g. '--epochs 2'")
+    p.add_argument("--fit-epochs", type=float, default=None, metavar="SECONDS",
+                   help="set the epochs so that each run trains in about SECONDS: first time the preset's steps "
+                        "with the runs that share the device (bench/epoch_time.py); at most --max-epochs")
+    p.add_argument("--max-epochs", type=positive_int, default=None, help="cap for --fit-epochs (default: the preset's)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 6,000/2,000 MNIST images, 2 seeds of the preset at 1 epoch, narrow widths, baseline 1 epoch")
     return p.parse_args(argv)
@@ -137,6 +144,40 @@ def write_subset(folder: Path, data_dir, n_train=6000, n_test=2000) -> Path:
     return folder
 
 
+# Narrow nets for --quick, by model: the smoke test checks the path, not the accuracy.
+QUICK_WIDTHS = {"best": [8, 16, 32], "fast": [8, 16, 32], "deep": [4, 4, 6, 6, 8, 8, 10, 10, 12, 12]}
+# Seconds a run spends outside its epochs: starting Python and torch, loading MNIST, the device's
+# set-up and autotuning, the final test evaluation and saving (10-15 s on the H200 in session 7; more with 5 starting at once).
+RUN_OVERHEAD_S = 25.0
+
+
+def preset_model(name: str) -> str:
+    from digitlab.train.presets import get_preset
+
+    return get_preset(name)["model"]
+
+
+def fit_epochs(args, seeds: int, model_kwargs: dict) -> dict:
+    """Epochs that fit --fit-epochs seconds, from the preset's epoch time with the runs that will share the device."""
+    from epoch_time import measure
+
+    from digitlab.train.presets import get_preset
+
+    sharing = min(seeds, max(1, args.parallel)) if args.together else max(1, min(seeds - 1, args.parallel))
+    cap = args.max_epochs or (1 if args.quick else get_preset(args.preset)["config"]["epochs"])
+    started = time.perf_counter()
+    timing = measure(args.preset, runs=sharing, steps=20 if args.quick else 60, device=args.device,
+                     data_dir=args.data_dir, model_kwargs=model_kwargs)
+    # 15% spare: the device's sharing and clocks vary over minutes, and a run that overruns its timeout is lost.
+    epochs = max(1, min(cap, int((args.fit_epochs - RUN_OVERHEAD_S) / (1.15 * timing["epoch_s"]))))
+    sizing = {**timing, "epochs": epochs, "cap": cap, "budget_s": args.fit_epochs,
+              "sizing_s": round(time.perf_counter() - started, 1)}
+    print(f"sizing: {sharing} run(s) at once take {timing['ms_per_step']:.1f} ms per step, {timing['epoch_s']:.1f} s "
+          f"per epoch each => {epochs} epochs fit {args.fit_epochs:.0f} s (cap {cap}; sizing took "
+          f"{sizing['sizing_s']:.0f} s)", flush=True)
+    return sizing
+
+
 def train_cmd(args, out: Path, seed: int, extra: list[str]) -> list[str]:
     return digitlab("train", "--preset", args.preset, "--seed", str(seed), "-o", str(out), *extra,
                     *common_flags(args))
@@ -144,6 +185,16 @@ def train_cmd(args, out: Path, seed: int, extra: list[str]) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from digitlab.errors import DigitlabError
+
+    try:
+        return run(args)
+    except DigitlabError as e:  # a bad preset, device or data folder: one line, not a traceback
+        print(f"best_accuracy: error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
     from digitlab.provenance import environment
 
     out = Path(args.output)
@@ -151,14 +202,21 @@ def main(argv=None) -> int:
     clock = Clock(args.time_budget)
     seeds = 2 if args.quick else args.seeds
     extra = shlex.split(args.extra)
+    quick_kwargs = {}
     if args.quick:
-        extra = ["--epochs", "1", "--warmup", "0.2", "--model-arg", "widths=[8,16,32]", *extra]
+        quick_kwargs = {"widths": QUICK_WIDTHS.get(preset_model(args.preset), [8, 16, 32])}
+        extra = ["--epochs", "1", "--warmup", "0.2", "--model-arg", f"widths={json.dumps(quick_kwargs['widths'])}",
+                 *extra]
         args.data_dir = str(write_subset(out / "quick-data", args.data_dir))
     env = environment()
     print(f"Best accuracy on MNIST: preset {args.preset}, {seeds} seeds, parallel {args.parallel}")
     print(f"  commit {env['commit']}  versions {env['versions']}  cpus {os.cpu_count()}  device {args.device}"
           + ("  QUICK MODE (not a measurement)" if args.quick else ""), flush=True)
     figures = {"preset": args.preset, "seeds": seeds, "commit": env["commit"], "quick": args.quick}
+    if args.fit_epochs:
+        sizing = fit_epochs(args, seeds, quick_kwargs)
+        figures["epoch_sizing"] = sizing
+        extra = [*extra, "--epochs", str(sizing["epochs"])]  # the last --epochs wins
 
     baseline = None
     if not args.skip_baseline:

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -27,3 +28,21 @@ def load_bench_script(name: str):
 def bench(request):
     """The script named by the test module's BENCH_SCRIPT."""
     return load_bench_script(request.module.BENCH_SCRIPT)
+
+
+def write_mnist_like(folder: Path, n_train: int, n_test: int) -> Path:
+    """Random images and labels as the four MNIST IDX files in `folder`: for timing, not accuracy."""
+    from digitlab.data.idx import encode_idx
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)))
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(rng.integers(0, 10, n).astype(np.uint8)))
+    return folder
+
+
+@pytest.fixture
+def mnist_like(tmp_path):
+    """mnist_like(n_train, n_test) -> a folder of random MNIST-format files."""
+    return lambda n_train, n_test: write_mnist_like(tmp_path / "mnist-like", n_train, n_test)

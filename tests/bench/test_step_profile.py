@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from digitlab.data.idx import encode_idx
 
 BENCH_SCRIPT = "step_profile"
 
 
-def write_mnist_like(folder: Path, n_train: int, n_test: int) -> Path:
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)))
-        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(rng.integers(0, 10, n).astype(np.uint8)))
-    return folder
-
-
-def test_profiles_the_fast_step_on_cpu(bench, tmp_path, capsys):
-    data = write_mnist_like(tmp_path / "mnist", 3 * 128 + 56, 50)
+def test_profiles_the_fast_step_on_cpu(bench, mnist_like, capsys):
+    data = mnist_like(3 * 128 + 56, 50)
     assert bench.main(["--data-dir", str(data), "--steps", "3", "--threads", "1", "--top", "40"]) == 0
     out = capsys.readouterr().out
     figures = json.loads(out.strip().splitlines()[-1])
@@ -43,8 +31,8 @@ def test_profiles_the_fast_step_on_cpu(bench, tmp_path, capsys):
     (["--steps", "0"], "--steps must be >= 1"),
     (["--steps", "5"], "need 640 training images, the data has 440: ask for at most 3"),
 ])
-def test_bad_arguments_are_one_line_and_exit_2(bench, tmp_path, capsys, argv, message):
-    data = write_mnist_like(tmp_path / "mnist", 3 * 128 + 56, 50)
+def test_bad_arguments_are_one_line_and_exit_2(bench, mnist_like, capsys, argv, message):
+    data = mnist_like(3 * 128 + 56, 50)
     assert bench.main(["--data-dir", str(data), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err

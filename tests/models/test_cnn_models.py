@@ -19,7 +19,13 @@ EXPECTED_PARAMS = {
     # three stages of two bias-free 3x3 convs + BN at widths 48, 96, 192; dense 1728->10
     "best": (9 * 1 * 48 + 96) + (9 * 48 * 48 + 96) + (9 * 48 * 96 + 192) + (9 * 96 * 96 + 192)
     + (9 * 96 * 192 + 384) + (9 * 192 * 192 + 384) + (1728 * 10 + 10),
+    # ten bias-free unpadded 3x3 convs + BN, widths 32, 48, ..., 176 (28 -> 8); dense 176*8*8 -> 10
+    "deep": sum(9 * cin * cout + 2 * cout for cin, cout in zip((1, *range(32, 161, 16)), range(32, 177, 16)))
+    + (176 * 64 * 10 + 10),
 }
+# Narrow widths for the save/load round trips (the architecture, not the size, is under test).
+SMALL_WIDTHS = {"cnn": {}, "fast": {"widths": [8, 16, 24]}, "best": {"widths": [8, 16, 24]},
+                "deep": {"widths": [4, 4, 6, 6, 8, 8, 10, 10, 12, 12]}}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
@@ -45,7 +51,7 @@ def test_summary_lists_layers_and_totals(name):
 
 def test_registry_lists_the_convnets_with_descriptions():
     entries = {e.name: e.description for e in list_models()}
-    assert {"cnn", "fast", "best"} <= set(entries)
+    assert {"cnn", "fast", "best", "deep"} <= set(entries)
     assert "34,826" in entries["cnn"] and "41,450" in entries["fast"]
 
 
@@ -60,6 +66,8 @@ def test_widths_and_dropout_are_architecture_arguments():
     assert model.digitlab_arch == {"name": "fast", "kwargs": {"widths": [8, 16, 32], "num_classes": 10}}
     assert build_model("best", widths=(8, 16, 32), num_classes=3)(torch.rand(2, 1, 28, 28)).shape == (2, 3)
     assert build_model("cnn", dropout=0.0).dropout.p == 0.0
+    deep = build_model("deep", widths=[4] * 10, num_classes=3)
+    assert deep(torch.rand(2, 1, 28, 28)).shape == (2, 3) and deep.dense.in_features == 4 * 8 * 8
 
 
 @pytest.mark.parametrize("name,kwargs,match", [
@@ -69,6 +77,7 @@ def test_widths_and_dropout_are_architecture_arguments():
     ("best", {"dropout": 1.0}, "dropout must be in"),
     ("cnn", {"dropout": -0.1}, "dropout must be in"),
     ("fast", {"depth": 3}, "has no option depth"),
+    ("deep", {"widths": [32, 48, 64]}, "needs 10 positive widths"),
 ])
 def test_bad_architecture_arguments_are_config_errors(name, kwargs, match):
     with pytest.raises(ConfigError, match=match):
@@ -78,7 +87,7 @@ def test_bad_architecture_arguments_are_config_errors(name, kwargs, match):
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
 def test_save_and_load_round_trip(tmp_path, name):
     torch.manual_seed(1)
-    model = build_model(name, **({"widths": [8, 16, 24]} if name != "cnn" else {}))
+    model = build_model(name, **SMALL_WIDTHS[name])
     # Make BN running statistics non-trivial, so that buffers must be saved too.
     model.train()
     model(torch.rand(16, 1, 28, 28))
