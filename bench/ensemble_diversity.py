@@ -16,8 +16,16 @@ test set is not looked at. Three ensembles of five, each member with its own see
 Each prints its members' validation errors, the ensemble's (softmax average, as `digitlab ensemble`),
 and how many errors all five share. Members train one thread each, two at a time.
 
+With `--choose K` it also picks, from all the members trained, the K whose averaged probabilities make
+the fewest validation errors (ties: the lower validation log loss): an ensemble chosen on the validation
+split, the legitimate way to mix groups. Every group's and the chosen ensemble's test accuracy is
+printed beside, reported only: nothing is chosen by it. `--save DIR` writes each member's validation and
+test probabilities to DIR/GROUP-K.npz as it finishes, so a run cut short still leaves its members.
+
     .venv/bin/python bench/ensemble_diversity.py --data-dir ../shared/data/mnist      # fast-99.5, ~15 min CPU
     python3 bench/ensemble_diversity.py --preset best --device cuda --workers 5      # the real question, GPU
+    python3 bench/ensemble_diversity.py --preset best --device cuda --workers 10 --groups seeds,recipes \
+        --choose 5 --save /tmp/members                                                # session 8, H200
 
 Ends with one JSON line of the figures.
 """
@@ -30,7 +38,7 @@ import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -73,6 +81,9 @@ def parse_args(argv=None):
     p.add_argument("--groups", default="seeds,widths,recipes", help="comma-separated: seeds, widths, recipes, longer (default: the first three)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch on 6,000 images, 2 members per group")
+    p.add_argument("--choose", type=positive_int, default=None, metavar="K",
+                   help="also pick the K members (of all groups) whose ensemble makes the fewest validation errors")
+    p.add_argument("--save", default=None, metavar="DIR", help="write each member's probabilities to DIR/GROUP-K.npz")
     return p.parse_args(argv)
 
 
@@ -108,7 +119,7 @@ def split(data, quick: bool):
 
 
 def train_member(job):
-    """One member: (group, index, validation probabilities, seconds)."""
+    """One member: (group, index, validation probabilities, test probabilities, seconds)."""
     group, index, seed, widths, changes, args = job
     import torch
 
@@ -136,7 +147,8 @@ def train_member(job):
     started = time.perf_counter()
     fit(model, x_tr, y_tr, TrainConfig.from_dict(settings), verbose=False)
     seconds = time.perf_counter() - started
-    return group, index, predict_proba(model, x_val), seconds
+    x_test = data.x_test[:2000] if args.quick else data.x_test
+    return group, index, predict_proba(model, x_val), predict_proba(model, x_test), seconds
 
 
 def main(argv=None) -> int:
@@ -158,6 +170,7 @@ def main(argv=None) -> int:
         print(f"ensemble_diversity: error: {e}", file=sys.stderr)
         return 2
     _, _, _, y_val = split(data, args.quick)
+    y_test = (data.y_test[:2000] if args.quick else data.y_test).astype("int64")
     n_members = 2 if args.quick else 5
     env = environment(args.device)
     print(f"Ensemble diversity: preset {args.preset}, {n_members} members per group, validation split "
@@ -167,11 +180,15 @@ def main(argv=None) -> int:
     # Member k of every group gets seed k: the groups differ only in what varies besides the seed.
     jobs = [(g, k, k, widths, changes, args) for g in groups for k, (widths, changes) in enumerate(plan[g][:n_members])]
     probas: dict[str, dict[int, np.ndarray]] = {g: {} for g in groups}
+    test_probas: dict[str, dict[int, np.ndarray]] = {g: {} for g in groups}
     # CUDA cannot be used in a forked child of a process that touched it (the header asked for the GPU's name).
     context = multiprocessing.get_context("fork" if args.device == "cpu" else "spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        for group, k, proba, seconds in pool.map(train_member, jobs):
-            probas[group][k] = proba
+        for done in as_completed([pool.submit(train_member, job) for job in jobs]):
+            group, k, proba, test_proba, seconds = done.result()
+            probas[group][k], test_probas[group][k] = proba, test_proba
+            if args.save:
+                save_member(Path(args.save) / f"{group}-{k}.npz", proba, test_proba, plan[group][k], seconds)
             widths, changes = plan[group][k]
             errors = int((proba.argmax(1) != y_val).sum())
             print(f"  {group:8s} member {k}  widths {widths or 'preset'}  {changes or ''}  "
@@ -184,11 +201,13 @@ def main(argv=None) -> int:
         member_probas = [probas[g][k] for k in sorted(probas[g])]
         wrong = [set(np.flatnonzero(p.argmax(1) != y_val)) for p in member_probas]
         ens_errors = int((average_proba(member_probas).argmax(1) != y_val).sum())
+        test_acc = accuracy(average_proba([test_probas[g][k] for k in sorted(test_probas[g])]), y_test)
         row = {"member_errors": [len(w) for w in wrong], "ensemble_errors": ens_errors,
-               "shared_by_all": len(set.intersection(*wrong)), "ensemble_accuracy": 1 - ens_errors / len(y_val)}
+               "shared_by_all": len(set.intersection(*wrong)), "ensemble_accuracy": 1 - ens_errors / len(y_val),
+               "test_accuracy_reported_only": test_acc}
         figures["groups"][g] = row
         print(f"{g:8s} {str(row['member_errors']):>22s} {np.mean(row['member_errors']):6.1f} {ens_errors:9d} "
-              f"{row['shared_by_all']:10d} {row['ensemble_accuracy']:9.4f}")
+              f"{row['shared_by_all']:10d} {row['ensemble_accuracy']:9.4f}   test {test_acc:.4f} (reported only)")
     base = figures["groups"].get("seeds")
     if base:
         for g, row in figures["groups"].items():
@@ -196,8 +215,63 @@ def main(argv=None) -> int:
                 row["vs_seeds"] = row["ensemble_errors"] - base["ensemble_errors"]
                 print(f"=> {g}: {row['vs_seeds']:+d} errors against the seeds' ensemble "
                       f"({base['ensemble_errors']} of {len(y_val):,})")
+    if args.choose:
+        figures["chosen"] = choose_on_validation(probas, test_probas, y_val, y_test, args.choose)
+        c = figures["chosen"]
+        if c:
+            print(f"=> chosen on validation: {', '.join(c['members'])}: {c['ensemble_errors']} validation errors "
+                  f"(of {c['candidates']} candidates, {c['subsets']} subsets); test {c['test_accuracy_reported_only']:.4f} "
+                  "(reported only)")
+        else:
+            print(f"=> --choose {args.choose}: fewer members finished than that")
     print(json.dumps(figures))
     return 0
+
+
+def accuracy(proba, y) -> float:
+    return float((proba.argmax(1) == y).mean())
+
+
+def choose_on_validation(probas: dict, test_probas: dict, y_val, y_test, k: int) -> dict | None:
+    """The k members whose averaged validation probabilities make the fewest errors (ties: lower log loss).
+
+    Exhaustive over the subsets (10 choose 5 is 252): the choice sees validation labels only; the chosen
+    ensemble's test accuracy is computed afterwards, to report."""
+    from itertools import combinations
+
+    import numpy as np
+
+    from digitlab.evaluate.ensemble import average_proba
+
+    names = [f"{g}-{i}" for g in probas for i in sorted(probas[g])]
+    val = {f"{g}-{i}": probas[g][i] for g in probas for i in probas[g]}
+    test = {f"{g}-{i}": test_probas[g][i] for g in test_probas for i in test_probas[g]}
+    if len(names) < k:
+        return None
+
+    def score(subset):
+        p = average_proba([val[n] for n in subset])
+        errors = int((p.argmax(1) != y_val).sum())
+        log_loss = float(-np.log(np.clip(p[np.arange(len(y_val)), y_val], 1e-12, None)).mean())
+        return errors, log_loss
+
+    subsets = list(combinations(names, k))
+    best = min(subsets, key=score)
+    errors, log_loss = score(best)
+    return {"members": list(best), "ensemble_errors": errors, "val_log_loss": log_loss, "candidates": len(names),
+            "subsets": len(subsets), "test_accuracy_reported_only": accuracy(average_proba([test[n] for n in best]), y_test)}
+
+
+def save_member(path: Path, proba, test_proba, spec, seconds: float) -> None:
+    """One member's probabilities, written whole (temporary file, then rename)."""
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    widths, changes = spec
+    np.savez_compressed(tmp, val=proba, test=test_proba, seconds=seconds,
+                        spec=json.dumps({"widths": widths, "changes": changes}))
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
