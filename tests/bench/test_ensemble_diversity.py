@@ -53,3 +53,55 @@ def test_bad_counts_are_argparse_s_one_line_error(bench, capsys, flag, value, me
     with pytest.raises(SystemExit) as exit_info:
         bench.main([flag, value])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def _one_hot(labels, n_classes=3):
+    import numpy as np
+
+    p = np.full((len(labels), n_classes), 0.1 / (n_classes - 1), dtype=np.float32)
+    p[np.arange(len(labels)), labels] = 0.9
+    return p
+
+
+def test_choose_on_validation_picks_by_validation_only_and_reports_test(bench):
+    import numpy as np
+
+    y_val, y_test = np.array([0, 1, 2, 0]), np.array([2, 2, 1])
+    # a and b are right on validation, c is always wrong there; on test c is the only one right.
+    val = {"g": {0: _one_hot(y_val), 1: _one_hot(y_val), 2: _one_hot((y_val + 1) % 3)}}
+    test = {"g": {0: _one_hot((y_test + 1) % 3), 1: _one_hot((y_test + 1) % 3), 2: _one_hot(y_test)}}
+    chosen = bench.choose_on_validation(val, test, y_val, y_test, 2)
+    assert chosen["members"] == ["g-0", "g-1"] and chosen["ensemble_errors"] == 0
+    assert chosen["candidates"] == 3 and chosen["subsets"] == 3
+    # The test score is reported whatever it is: here the validation choice is wrong on every test image.
+    assert chosen["test_accuracy_reported_only"] == 0.0
+    assert bench.choose_on_validation(val, test, y_val, y_test, 4) is None
+
+
+def test_choose_breaks_ties_by_validation_log_loss(bench):
+    import numpy as np
+
+    y = np.array([0, 1])
+    confident, hesitant = _one_hot(y), np.array([[0.4, 0.3, 0.3], [0.3, 0.4, 0.3]], dtype=np.float32)
+    val = {"g": {0: hesitant, 1: confident}}
+    chosen = bench.choose_on_validation(val, val, y, y, 1)
+    assert chosen["members"] == ["g-1"] and chosen["ensemble_errors"] == 0
+
+
+def test_members_are_saved_as_they_finish_and_chosen_on_validation(bench, mnist, tmp_path, capsys):
+    import numpy as np
+
+    data_dir = str(Path(os.environ["DIGITLAB_DATA_DIR"]) / "mnist")
+    save = tmp_path / "members"
+    assert bench.main(["--quick", "--data-dir", data_dir, "--workers", "2", "--groups", "seeds",
+                       "--choose", "1", "--save", str(save)]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert sorted(p.name for p in save.iterdir()) == ["seeds-0.npz", "seeds-1.npz"]  # no temporary files left
+    member = np.load(save / "seeds-0.npz")
+    assert member["val"].shape == (1000, 10) and member["test"].shape == (2000, 10)
+    assert json.loads(str(member["spec"])) == {"widths": None, "changes": {}}
+    chosen = figures["chosen"]
+    errors = figures["groups"]["seeds"]["member_errors"]
+    assert chosen["ensemble_errors"] == min(errors) and chosen["members"] == [f"seeds-{errors.index(min(errors))}"]
+    assert 0 <= figures["groups"]["seeds"]["test_accuracy_reported_only"] <= 1 and "(reported only)" in out
