@@ -11,7 +11,7 @@ test set is not looked at. Three ensembles of five, each member with its own see
 - widths: the preset's net at five widths;
 - recipes: five recipes (widths, augmentation, optimizer) that differ more;
 - longer (only when asked: `--groups seeds,longer`): stronger members instead, the preset at twice
-  its epochs.
+  its epochs (`--longer-factor 3`: three times).
 
 Each prints its members' validation errors, the ensemble's (softmax average, as `digitlab ensemble`),
 and how many errors all five share. Members train one thread each, two at a time.
@@ -81,13 +81,15 @@ def parse_args(argv=None):
     p.add_argument("--groups", default="seeds,widths,recipes", help="comma-separated: seeds, widths, recipes, longer (default: the first three)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch on 6,000 images, 2 members per group")
+    p.add_argument("--longer-factor", type=positive_int, default=2,
+                   help="the longer group's epochs, as a multiple of the preset's (default 2)")
     p.add_argument("--choose", type=positive_int, default=None, metavar="K",
                    help="also pick the K members (of all groups) whose ensemble makes the fewest validation errors")
     p.add_argument("--save", default=None, metavar="DIR", help="write each member's probabilities to DIR/GROUP-K.npz")
     return p.parse_args(argv)
 
 
-def members(preset: str, group: str) -> list[tuple[tuple[int, ...] | None, dict]]:
+def members(preset: str, group: str, longer_factor: int = 2) -> list[tuple[tuple[int, ...] | None, dict]]:
     """The five (widths, settings changed) of a group; widths None keeps the preset's."""
     if group == "seeds":
         return [(None, {})] * 5
@@ -95,11 +97,11 @@ def members(preset: str, group: str) -> list[tuple[tuple[int, ...] | None, dict]
         return [(w, {}) for w in VARIANTS[preset]["widths"]]
     if group == "recipes":
         return list(VARIANTS[preset]["recipes"])
-    if group == "longer":  # stronger members instead of different ones: twice the preset's epochs
+    if group == "longer":  # stronger members instead of different ones: the preset's epochs times the factor
         from digitlab.train.presets import get_preset
 
-        config = get_preset(preset)["config"]
-        return [(None, {"epochs": 2 * config["epochs"], "warmup_epochs": 2 * config.get("warmup_epochs", 0)})] * 5
+        config, f = get_preset(preset)["config"], longer_factor
+        return [(None, {"epochs": f * config["epochs"], "warmup_epochs": f * config.get("warmup_epochs", 0)})] * 5
     from digitlab.errors import ConfigError
 
     raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes, longer")
@@ -164,7 +166,7 @@ def main(argv=None) -> int:
         groups = list(dict.fromkeys(g.strip() for g in args.groups.split(",") if g.strip()))
         if not groups:
             raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes, longer")
-        plan = {g: members(args.preset, g) for g in groups}
+        plan = {g: members(args.preset, g, args.longer_factor) for g in groups}
         data = load_dataset("mnist", data_dir=args.data_dir, download=args.data_dir is None)
     except DigitlabError as e:
         print(f"ensemble_diversity: error: {e}", file=sys.stderr)

@@ -47,6 +47,12 @@ def test_the_longer_group_trains_the_preset_twice_as_long(bench, preset, epochs,
     assert all(changes == {"epochs": epochs, "warmup_epochs": warmup} for _, changes in plan)
 
 
+def test_the_longer_factor_scales_epochs_and_warm_up(bench):
+    plan = bench.members("best", "longer", longer_factor=3)
+    assert all(changes == {"epochs": 120, "warmup_epochs": 6} for _, changes in plan)
+    assert bench.parse_args(["--longer-factor", "3"]).longer_factor == 3
+
+
 @pytest.mark.parametrize("flag, value, message", [("--workers", "0", "must be >= 1, got 0"),
                                                    ("--threads", "two", "expected a whole number >= 1")])
 def test_bad_counts_are_argparse_s_one_line_error(bench, capsys, flag, value, message):
