@@ -46,6 +46,18 @@ def keras_reference(what: str, python: str | None, data_dir: str | None = None, 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def with_one_line_errors(script: str, body, args) -> int:
+    """Run body(args); a DigitlabError (a bad preset, device or data folder) becomes one line on stderr and
+    exit 2, not a traceback."""
+    from digitlab.errors import DigitlabError
+
+    try:
+        return body(args)
+    except DigitlabError as e:
+        print(f"{script}: error: {e}", file=sys.stderr)
+        return 2
+
+
 def emit_json(figures: dict) -> None:
     print(json.dumps(figures, sort_keys=True))
 

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _common import positive_int  # noqa: E402
+from _common import positive_int, with_one_line_errors  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -184,14 +184,7 @@ def train_cmd(args, out: Path, seed: int, extra: list[str]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    from digitlab.errors import DigitlabError
-
-    try:
-        return run(args)
-    except DigitlabError as e:  # a bad preset, device or data folder: one line, not a traceback
-        print(f"best_accuracy: error: {e}", file=sys.stderr)
-        return 2
+    return with_one_line_errors("best_accuracy", run, parse_args(argv))
 
 
 def run(args) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import positive_int  # noqa: E402
+from _common import positive_int, setup_lines, with_one_line_errors  # noqa: E402
 
 TRAIN_IMAGES = 60_000
 
@@ -97,7 +98,15 @@ def measure(preset: str, runs: int = 1, steps: int = 60, device: str = "auto", d
                                                threads, barrier, results)) for rank in range(runs)]
     for p in procs:
         p.start()
-    got = [results.get(timeout=900) for _ in procs]
+    got = []
+    while len(got) < runs:  # a worker killed outright (out of memory, a crash) reports nothing: notice it
+        try:
+            got.append(results.get(timeout=2))
+        except queue.Empty:
+            if all(not p.is_alive() for p in procs) and results.empty():
+                codes = sorted({p.exitcode for p in procs})
+                barrier.abort()
+                raise ConfigError(f"epoch timing of preset {preset!r} failed: a worker died (exit codes {codes})")
     for p in procs:
         p.join(timeout=60)
     errors = [detail for _, seconds, detail, _ in got if seconds is None]
@@ -113,8 +122,6 @@ def measure(preset: str, runs: int = 1, steps: int = 60, device: str = "auto", d
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from digitlab.errors import DigitlabError
-
     try:
         model_kwargs = json.loads(args.model_kwargs)
         if not isinstance(model_kwargs, dict):
@@ -123,14 +130,12 @@ def main(argv=None) -> int:
         print(f"epoch_time: error: --model-kwargs must be a JSON object such as '{{\"widths\": [8, 16, 32]}}' ({e})",
               file=sys.stderr)
         return 2
-    try:
-        from _common import setup_lines
+    return with_one_line_errors("epoch_time", lambda a: report(a, model_kwargs), args)
 
-        setup_lines(args.device if args.device != "auto" else "cpu")
-        figures = measure(args.preset, args.runs, args.steps, args.device, args.data_dir, model_kwargs)
-    except DigitlabError as e:  # a bad preset, device or data folder: one line, not a traceback
-        print(f"epoch_time: error: {e}", file=sys.stderr)
-        return 2
+
+def report(args, model_kwargs: dict) -> int:
+    setup_lines(args.device if args.device != "auto" else "cpu")
+    figures = measure(args.preset, args.runs, args.steps, args.device, args.data_dir, model_kwargs)
     print(f"preset {args.preset}, {args.runs} run(s) at once on {figures['device']}: {figures['ms_per_step']:.2f} ms "
           f"per step of {figures['batch_size']} ({figures['steps']} steps timed), {figures['epoch_s']:.1f} s per "
           f"60,000-image epoch each, {figures['images_per_s_total']:,.0f} training images/s together")

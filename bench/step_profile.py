@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import positive_int  # noqa: E402
+from _common import positive_int, with_one_line_errors  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -83,14 +83,7 @@ def summarize(events, steps: int, wall_s: float, top: int) -> dict:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    from digitlab.errors import DigitlabError
-
-    try:
-        return profile_preset(args)
-    except DigitlabError as e:  # a bad preset, device or data folder: one line, not a traceback
-        print(f"step_profile: error: {e}", file=sys.stderr)
-        return 2
+    return with_one_line_errors("step_profile", profile_preset, parse_args(argv))
 
 
 def profile_preset(args) -> int:
