@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _common import positive_int, with_one_line_errors  # noqa: E402
+from _common import positive_int, positive_seconds, with_one_line_errors  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -52,11 +52,11 @@ def parse_args(argv=None):
                         "(where one run leaves it mostly idle) the whole ensemble in about one run's time")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
     p.add_argument("--device", default="auto")
-    p.add_argument("--time-budget", type=float, default=None, help="seconds for the whole script (timeouts)")
+    p.add_argument("--time-budget", type=positive_seconds, default=None, help="seconds for the whole script (timeouts)")
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument("--baseline-epochs", type=positive_int, default=15)
     p.add_argument("--extra", default="", help="extra flags for every preset run, e.g. '--epochs 2'")
-    p.add_argument("--fit-epochs", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--fit-epochs", type=positive_seconds, default=None, metavar="SECONDS",
                    help="set the epochs so that each run trains in about SECONDS: first time the preset's steps "
                         "with the runs that share the device (bench/epoch_time.py); at most --max-epochs")
     p.add_argument("--max-epochs", type=positive_int, default=None, help="cap for --fit-epochs (default: the preset's)")

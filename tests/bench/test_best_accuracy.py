@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 
 BENCH_SCRIPT = "best_accuracy"
 
@@ -81,3 +83,11 @@ def test_a_bad_preset_is_one_line_and_exit_2(bench, tmp_path, capsys):
     assert bench.main(["-o", str(tmp_path / "x"), "--preset", "nope", "--quick", "--skip-baseline"]) == 2
     err = capsys.readouterr().err
     assert "unknown preset 'nope'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag, value", [("--fit-epochs", "-5"), ("--fit-epochs", "soon"), ("--time-budget", "0"),
+                                         ("--time-budget", "nan")])
+def test_budgets_must_be_positive_seconds(bench, capsys, flag, value):
+    with pytest.raises(SystemExit) as exc:
+        bench.parse_args(["-o", "x", flag, value])
+    assert exc.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
