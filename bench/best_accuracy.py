@@ -195,9 +195,10 @@ def run(args) -> int:
     clock = Clock(args.time_budget)
     seeds = 2 if args.quick else args.seeds
     extra = shlex.split(args.extra)
+    model = preset_model(args.preset)  # a bad preset name fails here, in one line, before anything trains
     quick_kwargs = {}
     if args.quick:
-        quick_kwargs = {"widths": QUICK_WIDTHS.get(preset_model(args.preset), [8, 16, 32])}
+        quick_kwargs = {"widths": QUICK_WIDTHS.get(model, [8, 16, 32])}
         extra = ["--epochs", "1", "--warmup", "0.2", "--model-arg", f"widths={json.dumps(quick_kwargs['widths'])}",
                  *extra]
         args.data_dir = str(write_subset(out / "quick-data", args.data_dir))

@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import positive_int  # noqa: E402
+from _common import positive_int, with_one_line_errors  # noqa: E402
 
 VAL_SPLIT, SPLIT_SEED = 5000, 0
 # Per preset: the five widths of the "widths" group, and the five (widths, settings changed) of "recipes".
@@ -154,23 +154,22 @@ def train_member(job):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    return with_one_line_errors("ensemble_diversity", run, parse_args(argv))
+
+
+def run(args) -> int:
     import numpy as np
 
     from digitlab.data.dataset import load_dataset
-    from digitlab.errors import ConfigError, DigitlabError
+    from digitlab.errors import ConfigError
     from digitlab.evaluate.ensemble import average_proba
     from digitlab.provenance import environment
 
-    try:
-        groups = list(dict.fromkeys(g.strip() for g in args.groups.split(",") if g.strip()))
-        if not groups:
-            raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes, longer")
-        plan = {g: members(args.preset, g, args.longer_factor) for g in groups}
-        data = load_dataset("mnist", data_dir=args.data_dir, download=args.data_dir is None)
-    except DigitlabError as e:
-        print(f"ensemble_diversity: error: {e}", file=sys.stderr)
-        return 2
+    groups = list(dict.fromkeys(g.strip() for g in args.groups.split(",") if g.strip()))
+    if not groups:
+        raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes, longer")
+    plan = {g: members(args.preset, g, args.longer_factor) for g in groups}
+    data = load_dataset("mnist", data_dir=args.data_dir, download=args.data_dir is None)
     _, _, _, y_val = split(data, args.quick)
     y_test = (data.y_test[:2000] if args.quick else data.y_test).astype("int64")
     n_members = 2 if args.quick else 5

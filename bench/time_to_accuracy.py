@@ -205,7 +205,6 @@ def main(argv=None) -> int:
         print(f"  WARNING: the machine is busy (load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs): "
               "times are inflated; measure on a quiet machine, or compare with --threads 1")
 
-
     figures = {"device": str(device), "threads": threads, "seeds": seeds, "commit": env["commit"], "presets": {}}
     for spec in presets:
         name, _ = parse_spec(spec)

@@ -79,10 +79,13 @@ def test_fit_epochs_trains_the_deep_preset_for_the_epochs_it_sized(bench, mnist,
     assert figures["ensemble"]["n_members"] == 2
 
 
-def test_a_bad_preset_is_one_line_and_exit_2(bench, tmp_path, capsys):
-    assert bench.main(["-o", str(tmp_path / "x"), "--preset", "nope", "--quick", "--skip-baseline"]) == 2
+@pytest.mark.parametrize("mode", [["--quick"], []])
+def test_a_bad_preset_is_one_line_and_exit_2(bench, tmp_path, capsys, mode):
+    # Checked before anything trains, in quick mode or not (no run folders, no baseline started).
+    assert bench.main(["-o", str(tmp_path / "x"), "--preset", "nope", *mode, "--skip-baseline"]) == 2
     err = capsys.readouterr().err
     assert "unknown preset 'nope'" in err and "Traceback" not in err
+    assert not list((tmp_path / "x").glob("seed-*"))
 
 
 @pytest.mark.parametrize("flag, value", [("--fit-epochs", "-5"), ("--fit-epochs", "soon"), ("--time-budget", "0"),
