@@ -86,6 +86,11 @@ def parse_args(argv=None):
     p.add_argument("--choose", type=positive_int, default=None, metavar="K",
                    help="also pick the K members (of all groups) whose ensemble makes the fewest validation errors")
     p.add_argument("--save", default=None, metavar="DIR", help="write each member's probabilities to DIR/GROUP-K.npz")
+    p.add_argument("--save-models", action="store_true",
+                   help="with --save: also each member's model (safetensors + JSON) in DIR/GROUP-K/")
+    p.add_argument("--tta", default="none", metavar="POLICIES",
+                   help="comma-separated test-time augmentation policies to score on validation beside none "
+                        "(digitlab.evaluate.tta: shift4, shift8, rotate, shift4-rotate)")
     return p.parse_args(argv)
 
 
@@ -121,7 +126,7 @@ def split(data, quick: bool):
 
 
 def train_member(job):
-    """One member: (group, index, validation probabilities, test probabilities, seconds)."""
+    """One member: (group, index, {TTA policy: (validation probabilities, test probabilities)}, seconds)."""
     group, index, seed, widths, changes, args = job
     import torch
 
@@ -150,7 +155,21 @@ def train_member(job):
     fit(model, x_tr, y_tr, TrainConfig.from_dict(settings), verbose=False)
     seconds = time.perf_counter() - started
     x_test = data.x_test[:2000] if args.quick else data.x_test
-    return group, index, predict_proba(model, x_val), predict_proba(model, x_test), seconds
+    if args.save and args.save_models:
+        from digitlab.models.storage import save_model
+
+        save_model(model, Path(args.save) / f"{group}-{index}", train_config=settings, classes=data.classes,
+                   metrics={"dataset": "mnist", "train_images": len(y_tr), "train_time_s": round(seconds, 1),
+                            "validation_split": f"--val-split {len(x_val)} --seed {SPLIT_SEED}"})
+    probas = {t: (predict_proba(model, x_val, tta=t), predict_proba(model, x_test, tta=t)) for t in policies(args)}
+    return group, index, probas, seconds
+
+
+def policies(args) -> list[str]:
+    """"none" first, then the --tta policies asked for (checked: a typo fails before anything trains)."""
+    from digitlab.evaluate.tta import check_policy
+
+    return list(dict.fromkeys(["none"] + [check_policy(t.strip()) for t in args.tta.split(",") if t.strip()]))
 
 
 def main(argv=None) -> int:
@@ -169,6 +188,9 @@ def run(args) -> int:
     if not groups:
         raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes, longer")
     plan = {g: members(args.preset, g, args.longer_factor) for g in groups}
+    ttas = policies(args)
+    if args.save_models and not args.save:
+        raise ConfigError("--save-models writes into the --save folder: give --save DIR too")
     data = load_dataset("mnist", data_dir=args.data_dir, download=args.data_dir is None)
     _, _, _, y_val = split(data, args.quick)
     y_test = (data.y_test[:2000] if args.quick else data.y_test).astype("int64")
@@ -182,14 +204,19 @@ def run(args) -> int:
     jobs = [(g, k, k, widths, changes, args) for g in groups for k, (widths, changes) in enumerate(plan[g][:n_members])]
     probas: dict[str, dict[int, np.ndarray]] = {g: {} for g in groups}
     test_probas: dict[str, dict[int, np.ndarray]] = {g: {} for g in groups}
+    # The same, per TTA policy: tta_probas[policy][group][k] = (validation, test).
+    tta_probas: dict[str, dict[str, dict[int, tuple]]] = {t: {g: {} for g in groups} for t in ttas}
     # CUDA cannot be used in a forked child of a process that touched it (the header asked for the GPU's name).
     context = multiprocessing.get_context("fork" if args.device == "cpu" else "spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         for done in as_completed([pool.submit(train_member, job) for job in jobs]):
-            group, k, proba, test_proba, seconds = done.result()
+            group, k, by_policy, seconds = done.result()
+            proba, test_proba = by_policy["none"]
             probas[group][k], test_probas[group][k] = proba, test_proba
+            for t in ttas:
+                tta_probas[t][group][k] = by_policy[t]
             if args.save:
-                save_member(Path(args.save) / f"{group}-{k}.npz", proba, test_proba, plan[group][k], seconds)
+                save_member(Path(args.save) / f"{group}-{k}.npz", by_policy, plan[group][k], seconds)
             widths, changes = plan[group][k]
             errors = int((proba.argmax(1) != y_val).sum())
             print(f"  {group:8s} member {k}  widths {widths or 'preset'}  {changes or ''}  "
@@ -216,6 +243,8 @@ def run(args) -> int:
                 row["vs_seeds"] = row["ensemble_errors"] - base["ensemble_errors"]
                 print(f"=> {g}: {row['vs_seeds']:+d} errors against the seeds' ensemble "
                       f"({base['ensemble_errors']} of {len(y_val):,})")
+    if len(ttas) > 1:
+        figures["tta"] = tta_table(tta_probas, y_val, y_test)
     if args.choose:
         figures["chosen"] = choose_on_validation(probas, test_probas, y_val, y_test, args.choose)
         c = figures["chosen"]
@@ -263,15 +292,50 @@ def choose_on_validation(probas: dict, test_probas: dict, y_val, y_test, k: int)
             "subsets": len(subsets), "test_accuracy_reported_only": accuracy(average_proba([test[n] for n in best]), y_test)}
 
 
-def save_member(path: Path, proba, test_proba, spec, seconds: float) -> None:
-    """One member's probabilities, written whole (temporary file, then rename)."""
+def tta_table(tta_probas: dict, y_val, y_test) -> dict:
+    """Per group: each TTA policy's ensemble validation errors (and log loss), and the policy chosen on them.
+
+    The choice is the fewest validation errors, ties to the lower validation log loss; the test accuracy of
+    every row is printed beside, reported only."""
+    import numpy as np
+
+    from digitlab.evaluate.ensemble import average_proba
+
+    out: dict = {}
+    print(f"\n{'group':8s} {'TTA':>14s} {'member errors':>22s} {'ensemble':>9s} {'log loss':>9s}   test (reported only)")
+    for g in next(iter(tta_probas.values())):
+        rows = {}
+        for t, by_group in tta_probas.items():
+            members_ = [by_group[g][k] for k in sorted(by_group[g])]
+            val = average_proba([v for v, _ in members_])
+            errors = int((val.argmax(1) != y_val).sum())
+            log_loss = float(-np.log(np.clip(val[np.arange(len(y_val)), y_val], 1e-12, None)).mean())
+            rows[t] = {"member_errors": [int((v.argmax(1) != y_val).sum()) for v, _ in members_],
+                       "ensemble_errors": errors, "val_log_loss": log_loss,
+                       "test_accuracy_reported_only": accuracy(average_proba([te for _, te in members_]), y_test)}
+            r = rows[t]
+            print(f"{g:8s} {t:>14s} {str(r['member_errors']):>22s} {errors:9d} {log_loss:9.4f}   "
+                  f"{r['test_accuracy_reported_only']:.4f}")
+        chosen = min(rows, key=lambda t: (rows[t]["ensemble_errors"], rows[t]["val_log_loss"]))
+        out[g] = {"policies": rows, "chosen_on_validation": chosen}
+        print(f"=> {g}: TTA chosen on validation: {chosen} ({rows[chosen]['ensemble_errors']} errors against "
+              f"{rows['none']['ensemble_errors']} without); test {rows[chosen]['test_accuracy_reported_only']:.4f} "
+              "(reported only)")
+    return out
+
+
+def save_member(path: Path, by_policy: dict, spec, seconds: float) -> None:
+    """One member's probabilities (val, test; val_POLICY, test_POLICY for each TTA policy), written whole."""
     import numpy as np
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     widths, changes = spec
-    np.savez_compressed(tmp, val=proba, test=test_proba, seconds=seconds,
-                        spec=json.dumps({"widths": widths, "changes": changes}))
+    arrays = {}
+    for t, (val, test) in by_policy.items():
+        suffix = "" if t == "none" else f"_{t}"
+        arrays[f"val{suffix}"], arrays[f"test{suffix}"] = val, test
+    np.savez_compressed(tmp, **arrays, seconds=seconds, spec=json.dumps({"widths": widths, "changes": changes}))
     os.replace(tmp, path)
 
 

@@ -30,14 +30,34 @@ def test_groups_are_scored_on_one_validation_split(bench, mnist, capsys):
     assert len(x_tr) == 5000 and len(x_val) == 1000 and len(y_val) == 1000
 
 
-@pytest.mark.parametrize("groups, message", [
-    ("seeds,kernels", "unknown group 'kernels'"),
-    (" , ", "--groups is empty"),
+@pytest.mark.parametrize("flags, message", [
+    (["--groups", "seeds,kernels"], "unknown group 'kernels'"),
+    (["--groups", " , "], "--groups is empty"),
+    (["--tta", "shift4,flip"], "unknown TTA policy 'flip'"),
+    (["--save-models"], "give --save DIR too"),
 ])
-def test_bad_groups_are_one_line_and_exit_2(bench, capsys, groups, message):
-    assert bench.main(["--groups", groups]) == 2
+def test_bad_settings_are_one_line_and_exit_2_before_training(bench, capsys, flags, message):
+    assert bench.main(flags) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_tta_is_chosen_on_validation_errors_then_log_loss(bench):
+    import numpy as np
+
+    y_val, y_test = np.array([0, 1, 2, 0]), np.array([2, 2, 1])
+    right, wrong = _one_hot(y_val), _one_hot((y_val + 1) % 3)
+    test_right, test_wrong = _one_hot(y_test), _one_hot((y_test + 1) % 3)
+    hesitant = np.where(right > 0.5, 0.5, 0.25).astype(np.float32)
+    tta = {"none": {"g": {0: (hesitant, test_right), 1: (hesitant, test_right)}},
+           "shift4": {"g": {0: (right, test_wrong), 1: (right, test_wrong)}},
+           "rotate": {"g": {0: (wrong, test_right), 1: (wrong, test_right)}}}
+    table = bench.tta_table(tta, y_val, y_test)["g"]
+    # none and shift4 both make no validation error; shift4 is more confident, so it is chosen, even though
+    # it is the one that is wrong on every test image (test only reports).
+    assert table["chosen_on_validation"] == "shift4"
+    assert table["policies"]["rotate"]["ensemble_errors"] == 4
+    assert table["policies"]["shift4"]["test_accuracy_reported_only"] == 0.0
 
 
 @pytest.mark.parametrize("preset, epochs, warmup", [("fast-99.5", 20, 2), ("best", 80, 4)])
@@ -100,12 +120,23 @@ def test_members_are_saved_as_they_finish_and_chosen_on_validation(bench, mnist,
     data_dir = str(Path(os.environ["DIGITLAB_DATA_DIR"]) / "mnist")
     save = tmp_path / "members"
     assert bench.main(["--quick", "--data-dir", data_dir, "--workers", "2", "--groups", "seeds",
-                       "--choose", "1", "--save", str(save)]) == 0
+                       "--choose", "1", "--save", str(save), "--save-models", "--tta", "shift4"]) == 0
     out = capsys.readouterr().out
     figures = json.loads(out.strip().splitlines()[-1])
-    assert sorted(p.name for p in save.iterdir()) == ["seeds-0.npz", "seeds-1.npz"]  # no temporary files left
+    # No temporary files left; each member's model beside its probabilities.
+    assert sorted(p.name for p in save.iterdir()) == ["seeds-0", "seeds-0.npz", "seeds-1", "seeds-1.npz"]
     member = np.load(save / "seeds-0.npz")
     assert member["val"].shape == (1000, 10) and member["test"].shape == (2000, 10)
+    assert member["val_shift4"].shape == (1000, 10) and not np.allclose(member["val_shift4"], member["val"])
+    # The saved model is the member: it predicts the saved (no-TTA) test probabilities again.
+    from digitlab.evaluate.metrics import predict_proba
+    from digitlab.models.storage import load_model
+
+    model = load_model(save / "seeds-0")
+    np.testing.assert_allclose(predict_proba(model, mnist.x_test[:2000]), member["test"], atol=1e-5)
+    tta = figures["tta"]["seeds"]
+    assert set(tta["policies"]) == {"none", "shift4"} and tta["chosen_on_validation"] in ("none", "shift4")
+    assert tta["policies"]["none"]["ensemble_errors"] == figures["groups"]["seeds"]["ensemble_errors"]
     assert json.loads(str(member["spec"])) == {"widths": None, "changes": {}}
     chosen = figures["chosen"]
     errors = figures["groups"]["seeds"]["member_errors"]

@@ -119,12 +119,28 @@ def test_ensemble_train_trains_n_seeds_then_combines_them(tmp_path, idx_dir, cap
     (["ensemble", "a", "b", "--epochs", "3"], "only apply with --train"),
     (["ensemble", "--train", "fast", "--seeds", "1"], "at least 2 seeds"),
     (["ensemble", "--train", "nope"], "unknown preset 'nope'"),
+    (["ensemble", "a", "b", "--tta", "flip"], "unknown TTA policy 'flip'"),
 ])
 def test_bad_ensemble_commands_are_one_line_errors(argv, match, capsys, idx_dir):
     assert main([*argv, "--data-dir", str(idx_dir)]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert match in err
+
+
+def test_ensemble_with_tta_scores_every_member_on_the_policy_s_views(tmp_path, tiny_digits, idx_dir, capsys):
+    from digitlab.evaluate.metrics import predict_proba
+
+    runs = [_trained_run(tmp_path, tiny_digits, s) for s in (0, 1)]
+    out = tmp_path / "ens"
+    assert main(["ensemble", *map(str, runs), "-o", str(out), "--data-dir", str(idx_dir), "--device", "cpu",
+                 "--tta", "shift4", "--json"]) == 0
+    printed = capsys.readouterr().out
+    assert "with TTA shift4" in printed and json.loads(printed.strip().splitlines()[-1])["tta"] == "shift4"
+    saved = json.loads((out / "ensemble.json").read_text())
+    x, y = tiny_digits
+    expected = [float((predict_proba(load_model(r), x[500:], tta="shift4").argmax(1) == y[500:]).mean()) for r in runs]
+    assert saved["tta"] == "shift4" and [m["test_accuracy"] for m in saved["members"]] == pytest.approx(expected)
 
 
 def test_one_run_or_mismatched_classes_are_rejected(tmp_path, tiny_digits, idx_dir, capsys):

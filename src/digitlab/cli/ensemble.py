@@ -23,6 +23,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seeds", type=int, default=5, help="members to train with --train (default 5)")
     p.add_argument("-o", "--output", default="runs/ensemble", help="folder for ensemble.json (and the members)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    p.add_argument("--tta", default="none", metavar="POLICY",
+                   help="test-time augmentation for every member: none (default), shift4, shift8, rotate, shift4-rotate")
     add_train_config_args(p)
     add_data_args(p)
     add_device_args(p)
@@ -42,6 +44,9 @@ def run(args) -> int:
     from digitlab.evaluate.ensemble import evaluate_ensemble, train_members
     from digitlab.train.device import resolve_device
 
+    from digitlab.evaluate.tta import check_policy
+
+    check_policy(args.tta)  # before any training
     if bool(args.runs) == bool(args.train):
         raise ConfigError("give run folders to combine, or --train PRESET --seeds N (not both)")
     device = str(resolve_device(args.device))
@@ -56,17 +61,19 @@ def run(args) -> int:
             raise ConfigError(f"training flags ({', '.join(given) or '--model-arg'}) only apply with --train PRESET")
         data = load_data(args)
         paths = args.runs
-    result = evaluate_ensemble(paths, data, args.output, device=device, extra={"arguments": _arguments(args)})
+    result = evaluate_ensemble(paths, data, args.output, device=device, extra={"arguments": _arguments(args)},
+                               tta=args.tta)
 
     width = max(len(m["run"]) for m in result["members"])
     for m in result["members"]:
         print(f"  {m['run']:<{width}}  test accuracy {m['test_accuracy']:.4f}  ({m['errors']} errors)")
     ens = result["ensemble"]
-    print(f"Ensemble of {result['n_members']}: test accuracy {ens['accuracy']:.4f} ({ens['errors']} errors in "
+    tta = "" if result["tta"] == "none" else f" with TTA {result['tta']}"
+    print(f"Ensemble of {result['n_members']}{tta}: test accuracy {ens['accuracy']:.4f} ({ens['errors']} errors in "
           f"{ens['n']:,}); members: mean {result['mean_member_accuracy']:.4f}, best {result['best_member_accuracy']:.4f}")
     print(f"Saved to {args.output}/ensemble.json")
     if args.json:
         print(json.dumps({"n_members": result["n_members"], "ensemble_accuracy": ens["accuracy"],
                           "member_accuracies": [m["test_accuracy"] for m in result["members"]],
-                          "mean_member_accuracy": result["mean_member_accuracy"]}))
+                          "mean_member_accuracy": result["mean_member_accuracy"], "tta": result["tta"]}))
     return 0

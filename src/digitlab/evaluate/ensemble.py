@@ -41,18 +41,20 @@ def load_members(paths: Sequence[str | Path], device: str = "cpu") -> list:
     return models
 
 
-def score_ensemble(models: Sequence, x: np.ndarray, y: np.ndarray, classes=None, names=None) -> dict:
+def score_ensemble(models: Sequence, x: np.ndarray, y: np.ndarray, classes=None, names=None,
+                   tta: str | None = None) -> dict:
     """Members' and the ensemble's test scores.
 
     x: uint8 (N, 28, 28) images; y: int (N,) labels. Returns {"members": [...], "ensemble": {...},
-    "mean_member_accuracy", "best_member_accuracy", "gain_over_mean"}; accuracies are fractions in [0, 1].
+    "mean_member_accuracy", "best_member_accuracy", "gain_over_mean", "tta"}; accuracies are fractions in
+    [0, 1]. tta: a test-time augmentation policy applied to every member (digitlab.evaluate.tta).
     """
     from digitlab.evaluate.metrics import predict_proba, scores_from_proba
 
     names = list(names) if names is not None else [f"member-{i}" for i in range(len(models))]
     probas, members = [], []
     for name, model in zip(names, models):
-        proba = predict_proba(model, x)
+        proba = predict_proba(model, x, tta=tta)
         scores = scores_from_proba(proba, y, classes)
         meta = getattr(model, "digitlab_meta", {}) or {}
         members.append({
@@ -77,22 +79,27 @@ def score_ensemble(models: Sequence, x: np.ndarray, y: np.ndarray, classes=None,
         "mean_member_accuracy": float(np.mean(accs)),
         "best_member_accuracy": float(np.max(accs)),
         "gain_over_mean": float(ens["accuracy"] - np.mean(accs)),
+        "tta": tta or "none",
     }
 
 
 def evaluate_ensemble(paths: Sequence[str | Path], data, output: str | Path | None = None,
-                      device: str = "cpu", extra: dict | None = None) -> dict:
+                      device: str = "cpu", extra: dict | None = None, tta: str | None = None) -> dict:
     """Score the runs in `paths` and their average on `data`'s test set; write OUTPUT/ensemble.json."""
     from digitlab.files import ensure_dir, write_json
     from digitlab.provenance import environment
 
+    from digitlab.evaluate.tta import check_policy
+
+    tta = check_policy(tta)  # before loading anything: a typo costs nothing
     started = time.perf_counter()
     models = load_members(paths, device=device)
     for path, model in zip(paths, models):
         trained_on = (model.digitlab_meta.get("metrics") or {}).get("dataset")
         if trained_on and trained_on != data.name:
             raise ConfigError(f"{path} was trained on {trained_on}, not {data.name}: pass --dataset {trained_on}")
-    result = score_ensemble(models, data.x_test, data.y_test, data.classes, names=[str(p) for p in paths])
+    result = score_ensemble(models, data.x_test, data.y_test, data.classes, names=[str(p) for p in paths],
+                            tta=tta)
     result.update({"dataset": data.name, "eval_time_s": round(time.perf_counter() - started, 3),
                    "environment": environment(device), **(extra or {})})
     if output is not None:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def predict_proba(model, x, batch_size: int = 4096, device=None) -> np.ndarray:
-    """Softmax probabilities, float32 (N, C), for uint8 (N, 28, 28) images (or float (N, 1, 28, 28))."""
+def predict_proba(model, x, batch_size: int = 4096, device=None, tta: str | None = None) -> np.ndarray:
+    """Softmax probabilities, float32 (N, C), for uint8 (N, 28, 28) images (or float (N, 1, 28, 28)).
+
+    tta: a test-time augmentation policy (digitlab.evaluate.tta.POLICIES): the softmax averaged over its
+    views of each image. None or "none": the model's own prediction.
+    """
     import torch
 
+    from digitlab.evaluate.tta import check_policy, views
     from digitlab.train.loop import to_input_tensor
 
+    tta = check_policy(tta)
     if device is None:
         device = next(model.parameters()).device
     was_training = model.training
@@ -19,7 +25,8 @@ def predict_proba(model, x, batch_size: int = 4096, device=None) -> np.ndarray:
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             xb = to_input_tensor(x[i : i + batch_size], device)
-            out.append(torch.softmax(model(xb).float(), dim=1).cpu())
+            probs = [torch.softmax(model(view).float(), dim=1) for view in views(xb, tta)]
+            out.append((probs[0] if len(probs) == 1 else torch.stack(probs).mean(0)).cpu())
     model.train(was_training)
     if not out:
         return np.zeros((0, 10), dtype=np.float32)
@@ -50,6 +57,6 @@ def scores_from_proba(proba: np.ndarray, y: np.ndarray, classes=None) -> dict:
     }
 
 
-def evaluate(model, x, y, classes=None, batch_size: int = 4096) -> dict:
-    """Score `model` on (x, y): see `scores_from_proba` for the keys."""
-    return scores_from_proba(predict_proba(model, x, batch_size), y, classes)
+def evaluate(model, x, y, classes=None, batch_size: int = 4096, tta: str | None = None) -> dict:
+    """Score `model` on (x, y), with an optional TTA policy: see `scores_from_proba` for the keys."""
+    return scores_from_proba(predict_proba(model, x, batch_size, tta=tta), y, classes)
