@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def predict_proba(model, x, batch_size: int = 4096, device=None, tta: str | None = None) -> np.ndarray:
+# Images per forward pass when none is given. On a CPU a batch whose activations fit the caches wins: on 2 cores
+# (session 9) `best` scores 4,096 test images in 3.7 s at 256 a batch against 6.5 s at 4,096, the shipped
+# model in 0.53 s against 1.6 s. On an accelerator the big batch keeps it busy.
+CPU_BATCH, ACCELERATOR_BATCH = 256, 4096
+
+
+def predict_proba(model, x, batch_size: int | None = None, device=None, tta: str | None = None) -> np.ndarray:
     """Softmax probabilities, float32 (N, C), for uint8 (N, 28, 28) images (or float (N, 1, 28, 28)).
 
+    batch_size: images per forward pass (default: 256 on a CPU, 4,096 on an accelerator).
     tta: a test-time augmentation policy (digitlab.evaluate.tta.POLICIES): the softmax averaged over its
     views of each image. None or "none": the model's own prediction.
     """
@@ -19,6 +26,8 @@ def predict_proba(model, x, batch_size: int = 4096, device=None, tta: str | None
     tta = check_policy(tta)
     if device is None:
         device = next(model.parameters()).device
+    if batch_size is None:
+        batch_size = CPU_BATCH if torch.device(device).type == "cpu" else ACCELERATOR_BATCH
     was_training = model.training
     model.eval()
     out = []
@@ -57,6 +66,6 @@ def scores_from_proba(proba: np.ndarray, y: np.ndarray, classes=None) -> dict:
     }
 
 
-def evaluate(model, x, y, classes=None, batch_size: int = 4096, tta: str | None = None) -> dict:
+def evaluate(model, x, y, classes=None, batch_size: int | None = None, tta: str | None = None) -> dict:
     """Score `model` on (x, y), with an optional TTA policy: see `scores_from_proba` for the keys."""
     return scores_from_proba(predict_proba(model, x, batch_size, tta=tta), y, classes)
