@@ -20,12 +20,19 @@ With `--choose K` it also picks, from all the members trained, the K whose avera
 the fewest validation errors (ties: the lower validation log loss): an ensemble chosen on the validation
 split, the legitimate way to mix groups. Every group's and the chosen ensemble's test accuracy is
 printed beside, reported only: nothing is chosen by it. `--save DIR` writes each member's validation and
-test probabilities to DIR/GROUP-K.npz as it finishes, so a run cut short still leaves its members.
+test probabilities to DIR/GROUP-K.npz as it finishes, so a run cut short still leaves its members
+(`--save-models`: the models too, in DIR/GROUP-K/, loadable by `digitlab ensemble` and `evaluate`).
+
+With `--tta shift4,shift8,...` every member is also scored with those test-time augmentation policies
+(digitlab.evaluate.tta), and each group's policy is chosen on validation the same way: fewest errors,
+ties to the lower log loss, "none" a candidate.
 
     .venv/bin/python bench/ensemble_diversity.py --data-dir ../shared/data/mnist      # fast-99.5, ~15 min CPU
     python3 bench/ensemble_diversity.py --preset best --device cuda --workers 5      # the real question, GPU
     python3 bench/ensemble_diversity.py --preset best --device cuda --workers 10 --groups seeds,recipes \
         --choose 5 --save /tmp/members                                                # session 8, H200
+    python3 bench/ensemble_diversity.py --preset best --device cuda --workers 5 --groups longer --longer-factor 3 \
+        --tta shift4,shift8,rotate,shift4-rotate --save /tmp/members --save-models   # session 9, H200
 
 Ends with one JSON line of the figures.
 """
