@@ -11,7 +11,9 @@ test set is not looked at. Three ensembles of five, each member with its own see
 - widths: the preset's net at five widths;
 - recipes: five recipes (widths, augmentation, optimizer) that differ more;
 - longer (only when asked: `--groups seeds,longer`): stronger members instead, the preset at twice
-  its epochs (`--longer-factor 3`: three times).
+  its epochs (`--longer-factor 3`: three times);
+- ema (only when asked): the preset ending with the moving average of its weights (`--ema-decay`,
+  default 0.999) instead of its last step's weights.
 
 Each prints its members' validation errors, the ensemble's (softmax average, as `digitlab ensemble`),
 and how many errors all five share. Members train one thread each, two at a time.
@@ -85,9 +87,10 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--workers", type=positive_int, default=2, help="members trained at a time (default 2)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads per member (default 1)")
-    p.add_argument("--groups", default="seeds,widths,recipes", help="comma-separated: seeds, widths, recipes, longer (default: the first three)")
+    p.add_argument("--groups", default="seeds,widths,recipes", help="comma-separated: seeds, widths, recipes, longer, ema (default: the first three)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch on 6,000 images, 2 members per group")
+    p.add_argument("--ema-decay", type=float, default=0.999, help="the ema group's decay (default 0.999)")
     p.add_argument("--longer-factor", type=positive_int, default=2,
                    help="the longer group's epochs, as a multiple of the preset's (default 2)")
     p.add_argument("--choose", type=positive_int, default=None, metavar="K",
@@ -101,7 +104,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def members(preset: str, group: str, longer_factor: int = 2) -> list[tuple[tuple[int, ...] | None, dict]]:
+def members(preset: str, group: str, longer_factor: int = 2,
+            ema_decay: float = 0.999) -> list[tuple[tuple[int, ...] | None, dict]]:
     """The five (widths, settings changed) of a group; widths None keeps the preset's."""
     if group == "seeds":
         return [(None, {})] * 5
@@ -116,7 +120,11 @@ def members(preset: str, group: str, longer_factor: int = 2) -> list[tuple[tuple
         return [(None, {"epochs": f * config["epochs"], "warmup_epochs": f * config.get("warmup_epochs", 0)})] * 5
     from digitlab.errors import ConfigError
 
-    raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes, longer")
+    if group == "ema":
+        if not 0 < ema_decay < 1:
+            raise ConfigError(f"--ema-decay must be in (0, 1), e.g. 0.999; got {ema_decay}")
+        return [(None, {"ema_decay": ema_decay})] * 5
+    raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes, longer, ema")
 
 
 def split(data, quick: bool):
@@ -194,7 +202,7 @@ def run(args) -> int:
     groups = list(dict.fromkeys(g.strip() for g in args.groups.split(",") if g.strip()))
     if not groups:
         raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes, longer")
-    plan = {g: members(args.preset, g, args.longer_factor) for g in groups}
+    plan = {g: members(args.preset, g, args.longer_factor, args.ema_decay) for g in groups}
     ttas = policies(args)
     if args.save_models and not args.save:
         raise ConfigError("--save-models writes into the --save folder: give --save DIR too")

@@ -67,6 +67,13 @@ def test_the_longer_group_trains_the_preset_twice_as_long(bench, preset, epochs,
     assert all(changes == {"epochs": epochs, "warmup_epochs": warmup} for _, changes in plan)
 
 
+def test_the_ema_group_is_the_preset_ending_with_its_weight_average(bench, capsys):
+    assert bench.members("best", "ema") == [(None, {"ema_decay": 0.999})] * 5
+    assert bench.members("fast-99.5", "ema", ema_decay=0.99) == [(None, {"ema_decay": 0.99})] * 5
+    assert bench.main(["--groups", "seeds,ema", "--ema-decay", "1"]) == 2
+    assert "--ema-decay must be in (0, 1)" in capsys.readouterr().err
+
+
 def test_the_longer_factor_scales_epochs_and_warm_up(bench):
     plan = bench.members("best", "longer", longer_factor=3)
     assert all(changes == {"epochs": 120, "warmup_epochs": 6} for _, changes in plan)

@@ -107,6 +107,25 @@ def test_resuming_without_the_rng_states_would_differ(tmp_path, digits):
     assert not _same_weights(model, full_model)
 
 
+def test_a_resumed_ema_run_continues_the_same_average(tmp_path, digits):
+    x, y = digits
+    config = CONFIG.replace(ema_decay=0.9, keep_best=False)
+    full_model, _ = _train(x, y, [CheckpointCallback(tmp_path / "full", every=1, keep=5)], config)
+    checkpoint = read_checkpoint(checkpoint_dir(tmp_path / "full") / "epoch-0001")
+    assert checkpoint.meta["ema"] is not None
+    model, _ = _train(x, y, [CheckpointCallback(tmp_path / "resumed", every=1, resume_from=checkpoint)], config)
+    assert _same_weights(model, full_model)
+    # Without the saved average the run would end elsewhere: the average above came from the checkpoint.
+    n_averaged = checkpoint.meta["ema"]["n_averaged"]["__tensor__"]
+    checkpoint.tensors[n_averaged] = torch.zeros_like(checkpoint.tensors[n_averaged])  # restart the average
+    restarted, _ = _train(x, y, [CheckpointCallback(tmp_path / "restarted", every=1, resume_from=checkpoint)], config)
+    assert not _same_weights(restarted, full_model)
+    # A checkpoint from before the setting existed cannot resume an EMA run.
+    checkpoint.meta["ema"] = None
+    with pytest.raises(ConfigError, match="trained without --ema-decay"):
+        _train(x, y, [CheckpointCallback(tmp_path / "old", resume_from=checkpoint)], config)
+
+
 def test_checkpoint_restores_numpy_rng(tmp_path, digits):
     x, y = digits
     config = CONFIG.replace(epochs=1, val_split=0, keep_best=False)

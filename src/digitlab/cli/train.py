@@ -13,6 +13,7 @@ CONFIG_FLAGS = {
     "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,
     "augment": str, "clean_epochs": int, "val_split": int, "early_stopping": int, "seed": int,
     "teacher": str, "distill_weight": float, "distill_temperature": float, "compile_mode": str,
+    "ema_decay": float,
 }
 BOOL_FLAGS = ("keep_best", "channels_last", "compile", "cpu_amp", "fused")
 
@@ -50,6 +51,9 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--val-split", type=int, help="hold out N training images for validation")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after N epochs without val_loss gain")
     g.add_argument("--keep-best", action="store_true", default=None, help="restore the best val_loss weights")
+    g.add_argument("--ema-decay", type=float, metavar="D",
+                   help="end with an exponential moving average of the weights, updated every step (e.g. 0.999; "
+                        "default 0 = off)")
     g.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory layout")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     g.add_argument("--compile-mode", choices=COMPILE_MODES, metavar="MODE",

@@ -12,10 +12,10 @@ hidden temporary folder (every file fsync'ed, the JSON last) which is then renam
 a crash leaves either a complete checkpoint or a hidden leftover that is never read. Reading checks
 the JSON and both files' SHA-256; a checkpoint that fails is skipped with a reason.
 
-Resuming restores the model, optimizer, scheduler, torch's global CPU RNG (dropout), the loop's
-generator (shuffling, augmentation), numpy's RNG, the history, the epoch and the best-epoch
-bookkeeping, so that on CPU with the same thread count a resumed run ends with weights bit-identical
-to an uninterrupted one.
+Resuming restores the model, its weight average (EMA) if any, optimizer, scheduler, torch's global
+CPU RNG (dropout), the loop's generator (shuffling, augmentation), numpy's RNG, the history, the epoch
+and the best-epoch bookkeeping, so that on CPU with the same thread count a resumed run ends with
+weights bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ def write_checkpoint(run_dir: str | os.PathLike, state, extra: dict | None = Non
             "scheduler": encode_tree(state.scheduler.state_dict(), "scheduler", tensors),
             "rng": encode_tree(_rng_state(state.generator), "rng", tensors),
             "best_weights": encode_tree(state.best_weights, "best", tensors),
+            "ema": encode_tree(state.ema.state_dict(), "ema", tensors) if state.ema is not None else None,
         }
         # Serialise in memory and write through Python's file API: safetensors' own file writer
         # reports a full disk as SafetensorError, not OSError, which would escape as a traceback.
@@ -241,6 +242,12 @@ class Checkpoint:
         _restore_rng(decode_tree(self.meta["rng"], self.tensors), state.generator)
         best = decode_tree(self.meta["best_weights"], self.tensors)
         state.best_weights = {k: v.to(state.device) for k, v in best.items()} if best else None
+        if state.ema is not None:
+            if not self.meta.get("ema"):  # an older checkpoint, from before the setting existed
+                raise ConfigError(f"checkpoint {self.folder} was trained without --ema-decay: resume with the "
+                                  "saved settings")
+            state.ema.load_state_dict({k: v.to(state.device) for k, v in
+                                       decode_tree(self.meta["ema"], self.tensors).items()})
         state.epoch = self.epoch
         state.history = History({k: list(v) for k, v in self.meta["history"].items()})
         state.best_val_loss = float(self.meta["best_val_loss"])

@@ -41,6 +41,10 @@ class TrainConfig:
     val_split: int = 0  # images carved from the training set for validation (0 = none)
     early_stopping: int = 0  # patience in epochs on val_loss (0 = off)
     keep_best: bool = False  # restore the weights of the best val_loss epoch at the end
+    # Keep an exponential moving average of the weights (and BN statistics), updated after every step,
+    # and end with it: each step moves the average (1 - ema_decay) of the way to the new weights. 0 = off.
+    # Validation, keep_best and early stopping then judge the average, the model that is kept.
+    ema_decay: float = 0.0
     seed: int = 0
     device: str = "auto"  # auto -> cuda, then mps, then cpu
     threads: int | None = None  # torch CPU threads (None = torch's default, one per core)
@@ -91,6 +95,8 @@ class TrainConfig:
             bad(f"distill temperature must be > 0, got {self.distill_temperature}")
         if self.val_split < 0:
             bad(f"val split must be >= 0 images, got {self.val_split}")
+        if not 0 <= self.ema_decay < 1:
+            bad(f"EMA decay must be in [0, 1) (0 = off; 0.999 is usual), got {self.ema_decay}")
         if self.threads is not None and self.threads < 1:
             bad(f"threads must be >= 1, got {self.threads}")
 
