@@ -294,3 +294,29 @@ def test_ema_flag_reaches_the_config():
     args = build_parser().parse_args(["train", "--preset", "best", "--ema-decay", "0.999"])
     assert resolve_config(args)[2].ema_decay == 0.999
     assert resolve_config(build_parser().parse_args(["train", "--preset", "best"]))[2].ema_decay == 0.0
+
+
+def test_the_average_s_bn_statistics_are_measured_on_the_training_images(tiny_digits):
+    from torch.optim.swa_utils import update_bn
+
+    from digitlab.train.device import use_cpu_bf16
+
+    x, y = tiny_digits
+    config = BASE.replace(epochs=3, ema_decay=0.9)
+    model = _fast()
+    last_step = {}
+
+    class LastBuffers(Callback):
+        def on_batch_end(self, state, step):
+            last_step.update({k: v.clone() for k, v in state.model.named_buffers() if "running" in k})
+
+    fit(model, x, y, config, callbacks=[LastBuffers()], verbose=False)
+    ended = {k: v.clone() for k, v in model.named_buffers() if "running" in k}
+    # Not the last step's statistics (those belong to other weights) ...
+    assert any(not torch.allclose(ended[k], last_step[k]) for k in ended)
+    # ... but what measuring the final weights on the (clean) training images gives.
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_cpu_bf16(config.cpu_amp)):
+        update_bn([to_input_tensor(x)], model)
+    for name, value in model.named_buffers():
+        if "running" in name:
+            torch.testing.assert_close(value, ended[name], rtol=1e-3, atol=1e-4)

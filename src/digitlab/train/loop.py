@@ -240,6 +240,8 @@ def fit(
                 _train_one_epoch(state, x_t, y_t, forward, augment if augmenting else None, amp, cbs, soft_t)
             logs = state.running_metrics()
             logs["lr"] = optimizer.param_groups[0]["lr"]
+            if state.ema is not None:
+                recalibrate_ema(state, x_t, amp)
             if x_val is not None:
                 logs["val_loss"], logs["val_accuracy"] = evaluate_tensors(
                     kept_model(state, forward), x_val, y_val, config.eval_batch_size, amp
@@ -259,14 +261,36 @@ def fit(
     return state.history
 
 
-def make_ema(model, decay: float):
-    """An exponential moving average of `model`'s weights and buffers (BN statistics), torch's own.
+# Training images the averaged weights' BN statistics are measured on, after every epoch.
+EMA_BN_IMAGES = 10_000
 
-    Its module is a copy of the model; `update_parameters(model)` after each step moves it (1 - decay) of
-    the way to the model (the first call copies)."""
+
+def make_ema(model, decay: float):
+    """An exponential moving average of `model`'s weights, torch's own (AveragedModel).
+
+    Its module is a copy of the model; `update_parameters(model)` after each step moves its weights
+    (1 - decay) of the way to the model's (the first call copies) and copies the model's buffers."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
+
+
+def recalibrate_ema(state: TrainState, x_t, amp: bool) -> None:
+    """Measure the BN statistics of the averaged weights (torch's update_bn) on the first training images.
+
+    Why: an average of weights is not a model the running statistics were collected on. Averaging the
+    statistics too (or keeping the model's) left the BN layers mis-scaled: on `fast-99.5` (55,000
+    images, 10 epochs, decay 0.999) the average scored validation loss 0.94 against the model's 0.12.
+    The images are the clean training images (what the model is tested on), in the training precision;
+    dropout's random draws come from a forked RNG, so training's own stream is untouched."""
+    import torch
+    from torch.optim.swa_utils import update_bn
+
+    size = state.config.eval_batch_size
+    batches = (x_t[i : i + size] for i in range(0, min(len(x_t), EMA_BN_IMAGES), size))
+    devices = [state.device] if state.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.autocast(state.device.type, dtype=torch.bfloat16, enabled=amp):
+        update_bn(batches, state.ema.module)
 
 
 def kept_model(state: TrainState, forward):
