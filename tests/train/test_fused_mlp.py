@@ -161,6 +161,7 @@ def test_a_fused_run_reads_and_writes_the_model_and_optimizer_state(tiny_digits,
         ("mlp", {}, {"optimizer": "adam"}, "optimizer is adam"),
         ("mlp", {}, {"compile": True}, "torch.compile"),
         ("mlp", {}, {"rho": 0.0}, "rho is 0"),
+        ("mlp", {}, {"ema_decay": 0.99}, "weight averaging (EMA)"),
         ("fast", {}, {}, "not the mlp"),
     ],
 )

@@ -42,9 +42,8 @@ def run(args) -> int:
     from digitlab.cli.train import resolve_config
     from digitlab.errors import ConfigError
     from digitlab.evaluate.ensemble import evaluate_ensemble, train_members
-    from digitlab.train.device import resolve_device
-
     from digitlab.evaluate.tta import check_policy
+    from digitlab.train.device import resolve_device
 
     check_policy(args.tta)  # before any training
     if bool(args.runs) == bool(args.train):

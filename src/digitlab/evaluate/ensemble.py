@@ -86,10 +86,9 @@ def score_ensemble(models: Sequence, x: np.ndarray, y: np.ndarray, classes=None,
 def evaluate_ensemble(paths: Sequence[str | Path], data, output: str | Path | None = None,
                       device: str = "cpu", extra: dict | None = None, tta: str | None = None) -> dict:
     """Score the runs in `paths` and their average on `data`'s test set; write OUTPUT/ensemble.json."""
+    from digitlab.evaluate.tta import check_policy
     from digitlab.files import ensure_dir, write_json
     from digitlab.provenance import environment
-
-    from digitlab.evaluate.tta import check_policy
 
     tta = check_policy(tta)  # before loading anything: a typo costs nothing
     started = time.perf_counter()

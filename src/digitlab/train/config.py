@@ -41,9 +41,9 @@ class TrainConfig:
     val_split: int = 0  # images carved from the training set for validation (0 = none)
     early_stopping: int = 0  # patience in epochs on val_loss (0 = off)
     keep_best: bool = False  # restore the weights of the best val_loss epoch at the end
-    # Keep an exponential moving average of the weights (and BN statistics), updated after every step,
-    # and end with it: each step moves the average (1 - ema_decay) of the way to the new weights. 0 = off.
-    # Validation, keep_best and early stopping then judge the average, the model that is kept.
+    # Keep an exponential moving average of the weights, updated after every step, and end with it: each
+    # step moves the average (1 - ema_decay) of the way to the new weights; its BN statistics are measured
+    # afresh after every epoch. 0 = off. Validation, keep_best and early stopping then judge the average.
     ema_decay: float = 0.0
     seed: int = 0
     device: str = "auto"  # auto -> cuda, then mps, then cpu

@@ -60,6 +60,8 @@ def unsupported_reason(model, config: TrainConfig, device, *, augmenting: bool, 
         return "distillation is on"
     if config.compile:
         return "torch.compile is on"
+    if config.ema_decay:  # the fused step updates flat weights of its own; the average follows the module's
+        return "weight averaging (EMA) is on"
     return None
 
 

@@ -214,9 +214,7 @@ def fit(
     from digitlab.train.fused_mlp import FusedMLPStep, unsupported_reason
 
     fused = None
-    # (The fused step updates the weights its own way, so a run that averages them takes the general loop.)
-    if not config.ema_decay and unsupported_reason(model, config, device, augmenting=augment is not None,
-                                                   distilling=soft_t is not None) is None:
+    if unsupported_reason(model, config, device, augmenting=augment is not None, distilling=soft_t is not None) is None:
         fused = FusedMLPStep(model, optimizer, config, bf16=amp and cpu_bf16, x=x_t)
         if verbose and fused.kind == "torch":
             from digitlab.train.native import missing_reason
