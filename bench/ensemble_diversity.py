@@ -13,7 +13,11 @@ test set is not looked at. Three ensembles of five, each member with its own see
 - longer (only when asked: `--groups seeds,longer`): stronger members instead, the preset at twice
   its epochs (`--longer-factor 3`: three times);
 - ema (only when asked): the preset ending with the moving average of its weights (`--ema-decay`,
-  default 0.999) instead of its last step's weights.
+  default 0.999) instead of its last step's weights;
+- custom (only when asked): the preset with the settings of `--custom JSON` changed, e.g. another
+  schedule and augmentation strength (`'{"schedule": "exponential", "augment_options": {"rotate": 20}}'`).
+
+seeds, longer, ema and custom work with any preset; widths and recipes only with those in VARIANTS.
 
 Each prints its members' validation errors, the ensemble's (softmax average, as `digitlab ensemble`),
 and how many errors all five share. Members train one thread each, two at a time.
@@ -83,11 +87,15 @@ VARIANTS = {
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="fast-99.5", choices=sorted(VARIANTS))
+    from digitlab.train.presets import PRESETS
+
+    p.add_argument("--preset", default="fast-99.5", choices=sorted(PRESETS))
+    p.add_argument("--custom", default=None, metavar="JSON",
+                   help="the custom group's settings over the preset's, as a JSON object of TrainConfig fields")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--workers", type=positive_int, default=2, help="members trained at a time (default 2)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads per member (default 1)")
-    p.add_argument("--groups", default="seeds,widths,recipes", help="comma-separated: seeds, widths, recipes, longer, ema (default: the first three)")
+    p.add_argument("--groups", default="seeds,widths,recipes", help="comma-separated: seeds, widths, recipes, longer, ema, custom (default: the first three)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch on 6,000 images, 2 members per group")
     p.add_argument("--ema-decay", type=float, default=0.999, help="the ema group's decay (default 0.999)")
@@ -104,27 +112,51 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def members(preset: str, group: str, longer_factor: int = 2,
-            ema_decay: float = 0.999) -> list[tuple[tuple[int, ...] | None, dict]]:
-    """The five (widths, settings changed) of a group; widths None keeps the preset's."""
+def members(preset: str, group: str, longer_factor: int = 2, ema_decay: float = 0.999,
+            custom: str | None = None) -> list[tuple[tuple[int, ...] | None, dict]]:
+    """The five (widths, settings changed) of a group; widths None keeps the preset's.
+
+    Every group's settings are checked here (as a TrainConfig), so a bad one fails before anything trains."""
+    from digitlab.train.config import TrainConfig
+    from digitlab.train.presets import get_preset
+
+    plan = _plan(preset, group, longer_factor, ema_decay, custom)
+    for _, changes in plan:
+        TrainConfig.from_dict({**get_preset(preset)["config"], **changes})
+    return plan
+
+
+def _plan(preset: str, group: str, longer_factor: int, ema_decay: float, custom: str | None):
+    from digitlab.errors import ConfigError
+
     if group == "seeds":
         return [(None, {})] * 5
-    if group == "widths":
-        return [(w, {}) for w in VARIANTS[preset]["widths"]]
-    if group == "recipes":
-        return list(VARIANTS[preset]["recipes"])
+    if group in ("widths", "recipes"):
+        if preset not in VARIANTS:
+            raise ConfigError(f"the {group} group is defined for {', '.join(sorted(VARIANTS))} only: "
+                              "use seeds, longer, ema or custom with this preset")
+        return [(w, {}) for w in VARIANTS[preset]["widths"]] if group == "widths" else list(VARIANTS[preset]["recipes"])
     if group == "longer":  # stronger members instead of different ones: the preset's epochs times the factor
         from digitlab.train.presets import get_preset
 
         config, f = get_preset(preset)["config"], longer_factor
         return [(None, {"epochs": f * config["epochs"], "warmup_epochs": f * config.get("warmup_epochs", 0)})] * 5
-    from digitlab.errors import ConfigError
-
     if group == "ema":
         if not 0 < ema_decay < 1:
             raise ConfigError(f"--ema-decay must be in (0, 1), e.g. 0.999; got {ema_decay}")
         return [(None, {"ema_decay": ema_decay})] * 5
-    raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes, longer, ema")
+    if group == "custom":
+        import json
+
+        try:
+            settings = json.loads(custom) if custom else None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--custom is not valid JSON ({exc.msg}): give an object such as "
+                              "'{\"schedule\": \"exponential\"}'") from None
+        if not isinstance(settings, dict) or not settings:
+            raise ConfigError("the custom group needs --custom '{...}': a JSON object of the settings to change")
+        return [(None, settings)] * 5
+    raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes, longer, ema, custom")
 
 
 def split(data, quick: bool):
@@ -202,7 +234,7 @@ def run(args) -> int:
     groups = list(dict.fromkeys(g.strip() for g in args.groups.split(",") if g.strip()))
     if not groups:
         raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes, longer")
-    plan = {g: members(args.preset, g, args.longer_factor, args.ema_decay) for g in groups}
+    plan = {g: members(args.preset, g, args.longer_factor, args.ema_decay, args.custom) for g in groups}
     ttas = policies(args)
     if args.save_models and not args.save:
         raise ConfigError("--save-models writes into the --save folder: give --save DIR too")

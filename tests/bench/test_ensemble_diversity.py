@@ -74,6 +74,26 @@ def test_the_ema_group_is_the_preset_ending_with_its_weight_average(bench, capsy
     assert "--ema-decay must be in (0, 1)" in capsys.readouterr().err
 
 
+def test_the_custom_group_changes_the_preset_s_settings(bench):
+    custom = '{"optimizer": "adam", "lr": 0.001, "schedule": "exponential", "augment_options": {"rotate": 20}}'
+    plan = bench.members("deep", "custom", custom=custom)
+    assert plan == [(None, {"optimizer": "adam", "lr": 0.001, "schedule": "exponential",
+                            "augment_options": {"rotate": 20}})] * 5
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--groups", "custom"], "needs --custom"),
+    (["--groups", "custom", "--custom", "{nope"], "--custom is not valid JSON"),
+    (["--groups", "custom", "--custom", '{"epochz": 3}'], "unknown training settings: epochz"),
+    (["--groups", "custom", "--custom", '{"augment_options": {"spin": 3}}'], "has no option spin"),
+    (["--preset", "deep", "--groups", "widths"], "the widths group is defined for best, fast-99.5 only"),
+])
+def test_bad_custom_settings_fail_before_training(bench, capsys, flags, message):
+    assert bench.main(flags) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
 def test_the_longer_factor_scales_epochs_and_warm_up(bench):
     plan = bench.members("best", "longer", longer_factor=3)
     assert all(changes == {"epochs": 120, "warmup_epochs": 6} for _, changes in plan)

@@ -117,6 +117,7 @@ def test_ensemble_train_trains_n_seeds_then_combines_them(tmp_path, idx_dir, cap
     (["ensemble"], "give run folders to combine, or --train"),
     (["ensemble", "a", "b", "--train", "fast"], "not both"),
     (["ensemble", "a", "b", "--epochs", "3"], "only apply with --train"),
+    (["ensemble", "a", "b", "--augment-arg", "rotate=3"], "(--augment-arg) only apply with --train"),
     (["ensemble", "--train", "fast", "--seeds", "1"], "at least 2 seeds"),
     (["ensemble", "--train", "nope"], "unknown preset 'nope'"),
     (["ensemble", "a", "b", "--tta", "flip"], "unknown TTA policy 'flip'"),

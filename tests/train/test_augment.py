@@ -146,6 +146,7 @@ def test_none_is_the_identity():
     ("affine", {"rotate": -5}, "must be a finite number >= 0"),
     ("affine", {"scale": 1.5}, "scale must be < 1"),
     ("elastic", {"sigma": 0}, "sigma must be > 0"),
+    ("affine", {"rotate": "lots"}, "options must be numbers"),
 ])
 def test_bad_settings_are_config_errors(name, opts, match):
     with pytest.raises(ConfigError, match=match):

@@ -131,6 +131,29 @@ def test_lr_schedules_warm_up_then_decay():
     assert all(math.isfinite(lr_factor(s, total, warm, "onecycle")) for s in range(total))
 
 
+def test_the_exponential_schedule_decays_by_lr_decay_per_epoch():
+    steps_per_epoch, warm = 50, 10
+    per_step = 0.98 ** (1 / steps_per_epoch)
+    assert lr_factor(0, 1000, warm, "exponential", per_step) == pytest.approx(0.1)  # warm-up first
+    assert lr_factor(warm, 1000, warm, "exponential", per_step) == pytest.approx(1.0)
+    assert lr_factor(warm + steps_per_epoch, 1000, warm, "exponential", per_step) == pytest.approx(0.98)
+    assert lr_factor(warm + 100 * steps_per_epoch, 1000, warm, "exponential", per_step) == pytest.approx(0.98 ** 100)
+
+
+def test_the_scheduler_follows_lr_decay(tiny_digits):
+    from digitlab.train.optim import make_optimizer, make_scheduler
+
+    config = TrainConfig(epochs=3, optimizer="adam", lr=1e-3, schedule="exponential", lr_decay=0.5)
+    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(2))], config)
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch=4)
+    for _ in range(8):  # two epochs
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
+    with pytest.raises(ConfigError, match=r"lr decay .* must be in \(0, 1\]"):
+        config.replace(lr_decay=0.0)
+
+
 def test_val_split_early_stopping_and_keep_best(tiny_digits):
     x, y = tiny_digits
     # A third of the labels are random: memorising them makes val_loss rise after a few epochs.

@@ -256,12 +256,13 @@ def test_ema_ends_with_the_moving_average_of_every_step_s_weights(tiny_digits):
     seed_everything(0)
     model = build_model("mlp", hidden=32)
     spy = StepWeights()
-    fit(model, x, y, TrainConfig(epochs=2, batch_size=64, device="cpu", threads=1, ema_decay=decay),
+    fit(model, x, y, TrainConfig(epochs=2, batch_size=16, device="cpu", threads=1, ema_decay=decay),
         callbacks=[spy], verbose=False)
-    assert len(spy.steps) == 2 * math.ceil(len(x) / 64)
+    assert len(spy.steps) == 2 * math.ceil(len(x) / 16) > 40  # past the warm-up: d reaches 0.8 at n = 35
     expected = dict(spy.steps[0])  # the first update copies the weights
-    for weights in spy.steps[1:]:
-        expected = {k: decay * expected[k] + (1 - decay) * w for k, w in weights.items()}
+    for n, weights in enumerate(spy.steps[1:], start=1):  # then the decay warms up to `decay`
+        d = min(decay, (1 + n) / (10 + n))
+        expected = {k: d * expected[k] + (1 - d) * w for k, w in weights.items()}
     for name, value in model.named_parameters():
         torch.testing.assert_close(value, expected[name], rtol=1e-4, atol=1e-5)
         assert not torch.equal(value, spy.steps[-1][name])  # not the last step's weights
@@ -288,6 +289,32 @@ def test_with_ema_validation_and_keep_best_judge_the_average(tiny_digits):
 def test_ema_decay_must_be_in_0_1(decay):
     with pytest.raises(ConfigError, match=r"EMA decay must be in \[0, 1\)"):
         BASE.replace(ema_decay=decay)
+
+
+def test_augmentation_strength_reaches_the_augmentation(tiny_digits, monkeypatch):
+    import digitlab.train.augment as augment
+
+    made = []
+    real = augment.make_augment
+    monkeypatch.setattr(augment, "make_augment", lambda name, **opts: made.append((name, opts)) or real(name, **opts))
+    x, y = tiny_digits
+    config = BASE.replace(epochs=1, augment="affine", augment_options={"rotate": 20, "shift": 5.6})
+    made.clear()  # building the config checks the options through make_augment too: count only fit's call
+    fit(_fast(), x, y, config, verbose=False)
+    assert made == [("affine", {"rotate": 20, "shift": 5.6})]
+
+
+def test_augment_args_merge_over_the_preset_and_are_checked():
+    args = build_parser().parse_args(["train", "--preset", "best", "--augment-arg", "rotate=20",
+                                      "--augment-arg", "shift=5.6", "--schedule", "exponential", "--lr-decay", "0.97"])
+    config = resolve_config(args)[2]
+    assert config.augment == "affine" and config.augment_options == {"rotate": 20, "shift": 5.6}
+    assert (config.schedule, config.lr_decay) == ("exponential", 0.97)
+    for argv, match in ((["--augment-arg", "spin=3"], "has no option spin"),
+                        (["--augment-arg", "rotate"], "--augment-arg expects KEY=VALUE"),
+                        (["--augment", "none", "--augment-arg", "rotate=5"], "'none' has no option rotate")):
+        with pytest.raises(ConfigError, match=match):
+            resolve_config(build_parser().parse_args(["train", "--preset", "best", *argv]))
 
 
 def test_ema_flag_reaches_the_config():

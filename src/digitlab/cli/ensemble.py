@@ -56,8 +56,9 @@ def run(args) -> int:
         paths = train_members(args.train, model, model_kwargs, config, data, args.output, args.seeds)
     else:
         given = [f"--{n.replace('_', '-')}" for n in (*CONFIG_FLAGS, *BOOL_FLAGS) if getattr(args, n, None) is not None]
-        if given or args.model_arg:
-            raise ConfigError(f"training flags ({', '.join(given) or '--model-arg'}) only apply with --train PRESET")
+        given += [f for f, v in (("--model-arg", args.model_arg), ("--augment-arg", args.augment_arg)) if v]
+        if given:
+            raise ConfigError(f"training flags ({', '.join(given)}) only apply with --train PRESET")
         data = load_data(args)
         paths = args.runs
     result = evaluate_ensemble(paths, data, args.output, device=device, extra={"arguments": _arguments(args)},

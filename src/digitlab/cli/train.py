@@ -13,7 +13,7 @@ CONFIG_FLAGS = {
     "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,
     "augment": str, "clean_epochs": int, "val_split": int, "early_stopping": int, "seed": int,
     "teacher": str, "distill_weight": float, "distill_temperature": float, "compile_mode": str,
-    "ema_decay": float,
+    "ema_decay": float, "lr_decay": float,
 }
 BOOL_FLAGS = ("keep_best", "channels_last", "compile", "cpu_amp", "fused")
 
@@ -40,9 +40,14 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--beta2", type=float, help="adam/adamw: the squared gradient average's decay (default 0.999)")
     g.add_argument("--weight-decay", type=float, help="weight decay (decoupled for adamw)")
     g.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default constant)")
+    g.add_argument("--lr-decay", type=float, metavar="F",
+                   help="the exponential schedule's factor per epoch (default 0.98)")
     g.add_argument("--warmup", dest="warmup_epochs", type=float, help="linear warm-up, in epochs")
     g.add_argument("--label-smoothing", type=float, help="label smoothing in [0, 1)")
     g.add_argument("--augment", choices=AUGMENTS, help="batched augmentation (default none)")
+    g.add_argument("--augment-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="augmentation strength over its defaults, e.g. --augment-arg rotate=20 (repeatable; "
+                        "affine: rotate, shift (px), scale, shear; elastic adds alpha, sigma)")
     g.add_argument("--clean-epochs", type=int, metavar="N", help="train the last N epochs without augmentation")
     g.add_argument("--teacher", metavar="RUN_OR_FILE",
                    help="distil from this model's soft predictions (a run folder, .safetensors, or 'pretrained')")
@@ -70,7 +75,8 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
                    help="architecture argument, e.g. --model-arg dropout=0.2 (repeatable)")
 
 
-def parse_model_args(pairs: list[str]) -> dict:
+def parse_model_args(pairs: list[str], flag: str = "--model-arg") -> dict:
+    """KEY=VALUE pairs -> dict; values as JSON where they parse (numbers, lists), else strings."""
     import json
 
     from digitlab.errors import ConfigError
@@ -79,7 +85,7 @@ def parse_model_args(pairs: list[str]) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--model-arg expects KEY=VALUE, got {pair!r}")
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -117,6 +123,9 @@ def resolve_config(args, default_model: str = "mlp"):
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
+    if getattr(args, "augment_arg", None):  # over the preset's strengths, key by key
+        values["augment_options"] = {**(values.get("augment_options") or {}),
+                                     **parse_model_args(args.augment_arg, "--augment-arg")}
     if getattr(args, "compile_mode", None):
         values["compile"] = True  # a mode says which compilation, so it asks for one
     values["device"] = args.device
@@ -160,7 +169,8 @@ def _resume_plan(args):
     from digitlab.train.checkpoint import CheckpointCallback, load_for_resume
 
     given = [f"--{n.replace('_', '-')}" for n in ("model", "preset", "output", *CONFIG_FLAGS, *BOOL_FLAGS)
-             if getattr(args, n, None) is not None] + (["--model-arg"] if args.model_arg else [])
+             if getattr(args, n, None) is not None] + (["--model-arg"] if args.model_arg else []) + (
+                 ["--augment-arg"] if getattr(args, "augment_arg", None) else [])
     if given:
         raise ConfigError(f"--resume continues with the settings saved in the checkpoint: drop {', '.join(given)}")
     checkpoint = load_for_resume(args.resume)

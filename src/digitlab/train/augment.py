@@ -164,7 +164,10 @@ def make_augment(name: str, **opts) -> Callable:
     if unknown:
         raise ConfigError(f"augmentation {name!r} has no option {', '.join(sorted(unknown))}: "
                           f"valid options are {', '.join(defaults) or 'none'}")
-    merged = {**defaults, **{k: float(v) for k, v in opts.items()}}
+    try:
+        merged = {**defaults, **{k: float(v) for k, v in opts.items()}}
+    except (TypeError, ValueError):
+        raise ConfigError(f"augmentation options must be numbers, got {opts}") from None
     for key, value in merged.items():
         if not value >= 0 or math.isinf(value):
             raise ConfigError(f"augmentation option {key} must be a finite number >= 0, got {value}")

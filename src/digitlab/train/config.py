@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from digitlab.errors import ConfigError
 
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
-SCHEDULES = ("constant", "onecycle", "cosine")
+SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
 AUGMENTS = ("none", "affine", "elastic")
 # torch.compile's modes. On CUDA, "reduce-overhead" replays each step as a CUDA graph: for a small net,
 # whose step is mostly kernel launches, that is where the time goes. On a CPU they all compile alike.
@@ -31,9 +31,12 @@ class TrainConfig:
     beta2: float = 0.999  # adam/adamw: decay of the squared gradient's running mean
     weight_decay: float = 0.0  # decoupled for adamw, L2 otherwise
     schedule: str = "constant"
+    lr_decay: float = 0.98  # the exponential schedule's factor per epoch (applied a little every step)
     warmup_epochs: float = 0.0  # linear warm-up length, in epochs (fractions allowed)
     label_smoothing: float = 0.0
     augment: str = "none"  # batched tensor augmentation, see digitlab.train.augment
+    # Its strengths, over the defaults (digitlab.train.augment.DEFAULTS), e.g. {"rotate": 20, "shift": 5.6}.
+    augment_options: dict | None = None
     clean_epochs: int = 0  # the last N epochs see the images as they are, without augmentation
     teacher: str | None = None  # distil from this model (run folder, .safetensors, or "pretrained")
     distill_weight: float = 0.5  # the soft (teacher) term's share of the loss, see digitlab.train.distill
@@ -72,6 +75,12 @@ class TrainConfig:
             bad(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTS:
             bad(f"unknown augmentation {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
+        if self.augment_options:
+            from digitlab.train.augment import make_augment
+
+            make_augment(self.augment, **self.augment_options)  # names and ranges checked there, one line each
+        if not 0 < self.lr_decay <= 1:
+            bad(f"lr decay (the exponential schedule's factor per epoch) must be in (0, 1], got {self.lr_decay}")
         if self.compile_mode not in COMPILE_MODES:
             bad(f"unknown compile mode {self.compile_mode!r}: choose one of {', '.join(COMPILE_MODES)}")
         if self.lr is not None and not self.lr > 0:

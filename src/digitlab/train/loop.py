@@ -205,7 +205,7 @@ def fit(
     if config.augment != "none":
         from digitlab.train.augment import make_augment
 
-        augment = make_augment(config.augment)
+        augment = make_augment(config.augment, **(config.augment_options or {}))
 
     state = TrainState(model, optimizer, scheduler, generator, config, device, steps_per_epoch)
     if config.ema_decay:
@@ -264,13 +264,30 @@ EMA_BN_IMAGES = 10_000
 
 
 def make_ema(model, decay: float):
-    """An exponential moving average of `model`'s weights, torch's own (AveragedModel).
+    """An exponential moving average of `model`'s weights, kept by torch's AveragedModel.
 
     Its module is a copy of the model; `update_parameters(model)` after each step moves its weights
-    (1 - decay) of the way to the model's (the first call copies) and copies the model's buffers."""
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    (1 - d) of the way to the model's (the first call copies) and copies the model's buffers."""
+    from torch.optim.swa_utils import AveragedModel
 
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
+    return AveragedModel(model, multi_avg_fn=ema_update(decay), use_buffers=False)
+
+
+def ema_update(decay: float):
+    """The average's step, with the decay warmed up as TensorFlow's ExponentialMovingAverage does: after
+    n updates d = min(decay, (1 + n) / (10 + n)). Why: at a fixed 0.999 a run of a few hundred steps
+    ends with an average that is mostly its initial weights (one epoch of 5,000 images: 15% accuracy).
+    The decay is computed on the device from AveragedModel's counter, so no step waits for the host."""
+    import torch
+
+    @torch.no_grad()
+    def update(averaged: list, current: list, n_averaged) -> None:
+        n = n_averaged.to(averaged[0].dtype)
+        d = torch.clamp((1 + n) / (10 + n), max=decay)
+        torch._foreach_mul_(averaged, d)
+        torch._foreach_add_(averaged, torch._foreach_mul(current, 1 - d))
+
+    return update
 
 
 def recalibrate_ema(state: TrainState, x_t, amp: bool) -> None:

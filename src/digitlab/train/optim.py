@@ -37,10 +37,11 @@ def make_optimizer(params, config: TrainConfig):
     )
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str, decay_per_step: float = 1.0) -> float:
     """Multiplier of the base learning rate at optimizer step `step` (0-based). Pure, for testing.
 
     - constant: 1 after a linear warm-up;
+    - exponential: linear warm-up, then times `decay_per_step` every step (lr_decay per epoch);
     - cosine: linear warm-up, then cosine decay to 0 at the last step;
     - onecycle: linear warm-up to the peak, then linear decay to 0 (the fast "triangle" of
       super-convergence; warm-up defaults to 25% of training when none is given).
@@ -51,6 +52,8 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> 
         return (step + 1) / warmup_steps
     if schedule == "constant":
         return 1.0
+    if schedule == "exponential":
+        return decay_per_step ** (step - warmup_steps)
     remaining = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / remaining)
     if schedule == "cosine":
@@ -65,13 +68,14 @@ def make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
     total = config.epochs * steps_per_epoch
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     schedule = config.schedule
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Factor(total, warmup, schedule))
+    decay_per_step = config.lr_decay ** (1.0 / steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Factor(total, warmup, schedule, decay_per_step))
 
 
 class _Factor:
     # A class, not a lambda, so the scheduler's state_dict holds plain numbers.
-    def __init__(self, total: int, warmup: int, schedule: str):
-        self.total, self.warmup, self.schedule = total, warmup, schedule
+    def __init__(self, total: int, warmup: int, schedule: str, decay_per_step: float = 1.0):
+        self.total, self.warmup, self.schedule, self.decay_per_step = total, warmup, schedule, decay_per_step
 
     def __call__(self, step: int) -> float:
-        return lr_factor(step, self.total, self.warmup, self.schedule)
+        return lr_factor(step, self.total, self.warmup, self.schedule, self.decay_per_step)
