@@ -30,6 +30,7 @@ def test_parse_params_types_values_from_the_field_or_model_default():
     (["learning_rate=1"], "unknown sweep parameter 'learning_rate': valid names are .*batch_size.*lr.*model.dropout"),
     (["model.depth=1,2"], "unknown sweep parameter 'model.depth'"),
     (["device=cpu,cuda"], "unknown sweep parameter 'device'"),
+    (["augment_options=x"], "unknown sweep parameter 'augment_options'"),  # a mapping: not one value
     (["batch_size=64,big"], "'big' is not a valid int"),
     (["lr"], "expects NAME=V1,V2"),
     (["lr=0.1,0.1"], "lists a value twice"),
@@ -98,6 +99,7 @@ def test_cli_sweep_local(idx_data_dir, tmp_path, capsys):
 
     code = main(["sweep", "--model", "mlp", "--param", "lr=1e-3,3e-3", "--param", "model.hidden=16,32",
                  "--folds", "2", "--epochs", "1", "--threads", "1", "--subset", "600", "--no-download",
+                 "--executor", "local",  # auto's choice depends on the cores torch sees: pin it
                  "--data-dir", str(idx_data_dir), "-o", str(tmp_path / "sw"), "--json"])
     out = capsys.readouterr().out
     assert code == 0

@@ -315,6 +315,8 @@ def test_augment_args_merge_over_the_preset_and_are_checked():
                         (["--augment", "none", "--augment-arg", "rotate=5"], "'none' has no option rotate")):
         with pytest.raises(ConfigError, match=match):
             resolve_config(build_parser().parse_args(["train", "--preset", "best", *argv]))
+    with pytest.raises(ConfigError, match="augment options must be a mapping"):
+        BASE.replace(augment="affine", augment_options="rotate=20")
 
 
 def test_ema_flag_reaches_the_config():

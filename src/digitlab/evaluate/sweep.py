@@ -24,8 +24,9 @@ from digitlab.train.config import TrainConfig
 
 SEARCHES = ("grid", "random", "tpe")
 MODEL_PREFIX = "model."
-# Runtime choices, not hyper-parameters: they change where and how fast, not what is learnt.
-NOT_SWEEPABLE = ("device", "threads")
+# Runtime choices, not hyper-parameters: they change where and how fast, not what is learnt. And
+# augment_options, a mapping: --param takes one value per name (sweep its strengths as presets instead).
+NOT_SWEEPABLE = ("device", "threads", "augment_options")
 
 
 def sweepable_names(model_name: str) -> list[str]:

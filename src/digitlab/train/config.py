@@ -75,6 +75,8 @@ class TrainConfig:
             bad(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTS:
             bad(f"unknown augmentation {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
+        if self.augment_options is not None and not isinstance(self.augment_options, dict):
+            bad(f"augment options must be a mapping such as {{'rotate': 20}}, got {self.augment_options!r}")
         if self.augment_options:
             from digitlab.train.augment import make_augment
 
