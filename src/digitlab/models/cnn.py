@@ -16,7 +16,8 @@ nothing special.
   (2.6 MB of float32), inside the 5 MB budget of the model that ships with the package.
 - `deep`: ten unpadded 3x3 convolutions with BN and ReLU and no pooling at all (28 -> 8), widths
   growing by 16 from 32 to 176, then one dense layer: the "M3" net of An et al. (2020), the kind of
-  plain deep stack behind the strongest published single MNIST models (about 99.8%). Without pooling
+  plain deep stack behind the strongest published single MNIST models (about 99.8%, though with the
+  epoch chosen on the test set; their last epochs score 99.68-99.73%, docs/accuracy.md). Without pooling
   every layer keeps seeing fine detail; shrinking by 2 pixels per layer does the downsampling. About
   2.7x `best`'s arithmetic (173M multiply-adds per image): a GPU model.
 """
