@@ -15,9 +15,13 @@ test set is not looked at. Three ensembles of five, each member with its own see
 - ema (only when asked): the preset ending with the moving average of its weights (`--ema-decay`,
   default 0.999) instead of its last step's weights;
 - custom (only when asked): the preset with the settings of `--custom JSON` changed, e.g. another
-  schedule and augmentation strength (`'{"schedule": "exponential", "augment_options": {"rotate": 20}}'`).
+  schedule and augmentation strength (`'{"schedule": "exponential", "augment_options": {"rotate": 20}}'`);
+- mcdnn (only when asked): the MCDNN's diversity, the preset's net and recipe with each member seeing its
+  digits at another width: as written, then normalised to 10, 13, 16 and 20 pixels (the `input_width`
+  layer, models/width_norm.py; Ciresan et al. used 10-20 in steps of 2).
 
-seeds, longer, ema and custom work with any preset; widths and recipes only with those in VARIANTS.
+seeds, longer, ema, custom and mcdnn work with any preset whose model takes `input_width` (fast, best,
+deep); widths and recipes only with the presets in VARIANTS.
 
 Each prints its members' validation errors, the ensemble's (softmax average, as `digitlab ensemble`),
 and how many errors all five share. Members train one thread each, two at a time.
@@ -39,6 +43,8 @@ ties to the lower log loss, "none" a candidate.
         --choose 5 --save /tmp/members                                                # session 8, H200
     python3 bench/ensemble_diversity.py --preset best --device cuda --workers 5 --groups longer --longer-factor 3 \
         --tta shift4,shift8,rotate,shift4-rotate --save /tmp/members --save-models   # session 9, H200
+    .venv/bin/python bench/ensemble_diversity.py --data-dir ../shared/data/mnist --groups seeds,mcdnn --choose 5
+                                                                                      # session 11, CPU proxy
 
 Ends with one JSON line of the figures.
 """
@@ -61,6 +67,7 @@ from _common import positive_int, with_one_line_errors  # noqa: E402
 
 VAL_SPLIT, SPLIT_SEED = 5000, 0
 # Per preset: the five widths of the "widths" group, and the five (widths, settings changed) of "recipes".
+# (A plan entry is (model arguments changed or None, training settings changed).)
 VARIANTS = {
     "fast-99.5": {
         "widths": [(16, 32, 96), (24, 48, 96), (32, 64, 128), (16, 48, 128), (24, 32, 64)],
@@ -95,7 +102,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--workers", type=positive_int, default=2, help="members trained at a time (default 2)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads per member (default 1)")
-    p.add_argument("--groups", default="seeds,widths,recipes", help="comma-separated: seeds, widths, recipes, longer, ema, custom (default: the first three)")
+    p.add_argument("--groups", default="seeds,widths,recipes",
+                   help="comma-separated: seeds, widths, recipes, longer, ema, custom, mcdnn (default: the first three)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch on 6,000 images, 2 members per group")
     p.add_argument("--ema-decay", type=float, default=0.999, help="the ema group's decay (default 0.999)")
@@ -113,17 +121,26 @@ def parse_args(argv=None):
 
 
 def members(preset: str, group: str, longer_factor: int = 2, ema_decay: float = 0.999,
-            custom: str | None = None) -> list[tuple[tuple[int, ...] | None, dict]]:
-    """The five (widths, settings changed) of a group; widths None keeps the preset's.
+            custom: str | None = None) -> list[tuple[dict | None, dict]]:
+    """The five (model arguments changed, training settings changed) of a group; None keeps the preset's net.
 
-    Every group's settings are checked here (as a TrainConfig), so a bad one fails before anything trains."""
+    Every group's settings are checked here (as a TrainConfig and a built model), so a bad one fails
+    before anything trains."""
+    from digitlab.models.registry import build_model
     from digitlab.train.config import TrainConfig
     from digitlab.train.presets import get_preset
 
     plan = _plan(preset, group, longer_factor, ema_decay, custom)
-    for _, changes in plan:
-        TrainConfig.from_dict({**get_preset(preset)["config"], **changes})
+    spec = get_preset(preset)
+    for model_changes, changes in plan:
+        TrainConfig.from_dict({**spec["config"], **changes})
+        if model_changes:
+            build_model(spec["model"], **{**spec.get("model_kwargs", {}), **model_changes})
     return plan
+
+
+# The mcdnn group's input widths (None: the digits as written), fixed before any run.
+MCDNN_WIDTHS = (None, 10, 13, 16, 20)
 
 
 def _plan(preset: str, group: str, longer_factor: int, ema_decay: float, custom: str | None):
@@ -135,7 +152,11 @@ def _plan(preset: str, group: str, longer_factor: int, ema_decay: float, custom:
         if preset not in VARIANTS:
             raise ConfigError(f"the {group} group is defined for {', '.join(sorted(VARIANTS))} only: "
                               "use seeds, longer, ema or custom with this preset")
-        return [(w, {}) for w in VARIANTS[preset]["widths"]] if group == "widths" else list(VARIANTS[preset]["recipes"])
+        chosen = VARIANTS[preset][group]
+        return ([({"widths": list(w)}, {}) for w in chosen] if group == "widths"
+                else [({"widths": list(w)}, changes) for w, changes in chosen])
+    if group == "mcdnn":
+        return [(None if w is None else {"input_width": w}, {}) for w in MCDNN_WIDTHS]
     if group == "longer":  # stronger members instead of different ones: the preset's epochs times the factor
         from digitlab.train.presets import get_preset
 
@@ -156,7 +177,7 @@ def _plan(preset: str, group: str, longer_factor: int, ema_decay: float, custom:
         if not isinstance(settings, dict) or not settings:
             raise ConfigError("the custom group needs --custom '{...}': a JSON object of the settings to change")
         return [(None, settings)] * 5
-    raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes, longer, ema, custom")
+    raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes, longer, ema, custom, mcdnn")
 
 
 def split(data, quick: bool):
@@ -174,7 +195,7 @@ def split(data, quick: bool):
 
 def train_member(job):
     """One member: (group, index, {TTA policy: (validation probabilities, test probabilities)}, seconds)."""
-    group, index, seed, widths, changes, args = job
+    group, index, seed, model_changes, changes, args = job
     import torch
 
     if args.device == "cpu":
@@ -193,9 +214,7 @@ def train_member(job):
     settings = {**preset["config"], **changes, "seed": seed, "device": args.device, "threads": args.threads}
     if args.quick:
         settings.update(epochs=1, warmup_epochs=0.2, clean_epochs=0)
-    kwargs = dict(preset.get("model_kwargs", {}))
-    if widths is not None:
-        kwargs["widths"] = list(widths)
+    kwargs = {**preset.get("model_kwargs", {}), **(model_changes or {})}
     seed_everything(seed)
     model = build_model(preset["model"], **kwargs)
     started = time.perf_counter()
@@ -248,7 +267,8 @@ def run(args) -> int:
     print(f"  commit {env['commit']}  device {args.device}  {args.threads} thread(s) per member, "
           f"{args.workers} at a time  cpus {os.cpu_count()}")
     # Member k of every group gets seed k: the groups differ only in what varies besides the seed.
-    jobs = [(g, k, k, widths, changes, args) for g in groups for k, (widths, changes) in enumerate(plan[g][:n_members])]
+    jobs = [(g, k, k, model_changes, changes, args)
+            for g in groups for k, (model_changes, changes) in enumerate(plan[g][:n_members])]
     probas: dict[str, dict[int, np.ndarray]] = {g: {} for g in groups}
     test_probas: dict[str, dict[int, np.ndarray]] = {g: {} for g in groups}
     # The same, per TTA policy: tta_probas[policy][group][k] = (validation, test).
@@ -264,9 +284,9 @@ def run(args) -> int:
                 tta_probas[t][group][k] = by_policy[t]
             if args.save:
                 save_member(Path(args.save) / f"{group}-{k}.npz", by_policy, plan[group][k], seconds)
-            widths, changes = plan[group][k]
+            model_changes, changes = plan[group][k]
             errors = int((proba.argmax(1) != y_val).sum())
-            print(f"  {group:8s} member {k}  widths {widths or 'preset'}  {changes or ''}  "
+            print(f"  {group:8s} member {k}  model {model_changes or 'preset'}  {changes or ''}  "
                   f"validation errors {errors}  {seconds:.0f}s", flush=True)
 
     figures = {"preset": args.preset, "commit": env["commit"], "device": args.device, "quick": args.quick,
@@ -377,12 +397,12 @@ def save_member(path: Path, by_policy: dict, spec, seconds: float) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    widths, changes = spec
+    model_changes, changes = spec
     arrays = {}
     for t, (val, test) in by_policy.items():
         suffix = "" if t == "none" else f"_{t}"
         arrays[f"val{suffix}"], arrays[f"test{suffix}"] = val, test
-    np.savez_compressed(tmp, **arrays, seconds=seconds, spec=json.dumps({"widths": widths, "changes": changes}))
+    np.savez_compressed(tmp, **arrays, seconds=seconds, spec=json.dumps({"model": model_changes, "changes": changes}))
     os.replace(tmp, path)
 
 

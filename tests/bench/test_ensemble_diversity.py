@@ -30,6 +30,13 @@ def test_groups_are_scored_on_one_validation_split(bench, mnist, capsys):
     assert len(x_tr) == 5000 and len(x_val) == 1000 and len(y_val) == 1000
 
 
+def test_the_mcdnn_group_varies_only_the_input_width(bench):
+    plan = bench.members("best", "mcdnn")
+    assert plan == [(None, {}), ({"input_width": 10}, {}), ({"input_width": 13}, {}), ({"input_width": 16}, {}),
+                    ({"input_width": 20}, {})]
+    assert [m for m, _ in bench.members("fast-99.5", "widths")][0] == {"widths": [16, 32, 96]}
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--groups", "seeds,kernels"], "unknown group 'kernels'"),
     (["--groups", " , "], "--groups is empty"),
@@ -63,7 +70,7 @@ def test_tta_is_chosen_on_validation_errors_then_log_loss(bench):
 @pytest.mark.parametrize("preset, epochs, warmup", [("fast-99.5", 20, 2), ("best", 80, 4)])
 def test_the_longer_group_trains_the_preset_twice_as_long(bench, preset, epochs, warmup):
     plan = bench.members(preset, "longer")
-    assert len(plan) == 5 and all(widths is None for widths, _ in plan)
+    assert len(plan) == 5 and all(model is None for model, _ in plan)
     assert all(changes == {"epochs": epochs, "warmup_epochs": warmup} for _, changes in plan)
 
 
@@ -87,6 +94,7 @@ def test_the_custom_group_changes_the_preset_s_settings(bench):
     (["--groups", "custom", "--custom", '{"epochz": 3}'], "unknown training settings: epochz"),
     (["--groups", "custom", "--custom", '{"augment_options": {"spin": 3}}'], "has no option spin"),
     (["--preset", "deep", "--groups", "widths"], "the widths group is defined for best, fast-99.5 only"),
+    (["--preset", "article", "--groups", "mcdnn"], "has no option input_width"),
 ])
 def test_bad_custom_settings_fail_before_training(bench, capsys, flags, message):
     assert bench.main(flags) == 2
@@ -164,7 +172,7 @@ def test_members_are_saved_as_they_finish_and_chosen_on_validation(bench, mnist,
     tta = figures["tta"]["seeds"]
     assert set(tta["policies"]) == {"none", "shift4"} and tta["chosen_on_validation"] in ("none", "shift4")
     assert tta["policies"]["none"]["ensemble_errors"] == figures["groups"]["seeds"]["ensemble_errors"]
-    assert json.loads(str(member["spec"])) == {"widths": None, "changes": {}}
+    assert json.loads(str(member["spec"])) == {"model": None, "changes": {}}
     chosen = figures["chosen"]
     errors = figures["groups"]["seeds"]["member_errors"]
     assert chosen["ensemble_errors"] == min(errors) and chosen["members"] == [f"seeds-{errors.index(min(errors))}"]

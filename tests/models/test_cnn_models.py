@@ -63,7 +63,7 @@ def test_best_fits_the_pretrained_budget():
 def test_widths_and_dropout_are_architecture_arguments():
     model = build_model("fast", widths=[8, 16, 32])
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
-    assert model.digitlab_arch == {"name": "fast", "kwargs": {"widths": [8, 16, 32], "num_classes": 10}}
+    assert model.digitlab_arch == {"name": "fast", "kwargs": {"widths": [8, 16, 32], "num_classes": 10, "input_width": None}}
     assert build_model("best", widths=(8, 16, 32), num_classes=3)(torch.rand(2, 1, 28, 28)).shape == (2, 3)
     assert build_model("cnn", dropout=0.0).dropout.p == 0.0
     deep = build_model("deep", widths=[4] * 10, num_classes=3)

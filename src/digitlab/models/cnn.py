@@ -30,6 +30,7 @@ from torch import nn
 
 from digitlab.errors import ConfigError
 from digitlab.models.registry import register
+from digitlab.models.width_norm import WidthNormalize, check_input_width
 
 
 def _check_widths(widths, n: int, name: str) -> tuple[int, ...]:
@@ -43,6 +44,12 @@ def _check_dropout(p: float, name: str) -> float:
     if not 0 <= p < 1:
         raise ConfigError(f"model {name!r}: dropout must be in [0, 1), got {p}")
     return float(p)
+
+
+def _input_stage(input_width: int | None) -> OrderedDict:
+    """The layers before the first convolution: none, or width normalisation (models/width_norm.py)."""
+    width = check_input_width(input_width)
+    return OrderedDict() if width is None else OrderedDict(width_norm=WidthNormalize(width))
 
 
 def _keras_init(model: nn.Module) -> nn.Module:
@@ -69,10 +76,14 @@ def cnn(filters: tuple[int, int] = (32, 64), dropout: float = 0.5, num_classes: 
 
 
 @register("fast", description="small BN convnet built for the least CPU time to 99% (41,450 params)")
-def fast(widths: tuple[int, int, int] = (16, 32, 96), num_classes: int = 10) -> nn.Sequential:
-    """Stem conv 4x4/2 -> BN -> ReLU (14x14); [conv 3x3 -> pool -> BN -> ReLU] x2 (7x7, 3x3); dense."""
+def fast(widths: tuple[int, int, int] = (16, 32, 96), num_classes: int = 10,
+         input_width: int | None = None) -> nn.Sequential:
+    """Stem conv 4x4/2 -> BN -> ReLU (14x14); [conv 3x3 -> pool -> BN -> ReLU] x2 (7x7, 3x3); dense.
+
+    `input_width` (pixels) first normalises each digit's width, as the MCDNN's columns did."""
     w1, w2, w3 = _check_widths(widths, 3, "fast")
-    layers = OrderedDict(
+    layers = _input_stage(input_width)
+    layers.update(
         stem=nn.Conv2d(1, w1, 4, stride=2, padding=1, bias=False), bn0=nn.BatchNorm2d(w1), relu0=nn.ReLU(),
         conv1=nn.Conv2d(w1, w2, 3, padding=1, bias=False), pool1=nn.MaxPool2d(2),  # (N, w2, 7, 7)
         bn1=nn.BatchNorm2d(w2), relu1=nn.ReLU(),
@@ -90,11 +101,14 @@ def best(
     dropout: float = 0.2,
     head_dropout: float = 0.3,
     num_classes: int = 10,
+    input_width: int | None = None,
 ) -> nn.Sequential:
-    """Three stages of [conv 3x3 -> BN -> ReLU] x2 -> MaxPool(2) -> Dropout: 28 -> 14 -> 7 -> 3; dense."""
+    """Three stages of [conv 3x3 -> BN -> ReLU] x2 -> MaxPool(2) -> Dropout: 28 -> 14 -> 7 -> 3; dense.
+
+    `input_width` (pixels) first normalises each digit's width, as the MCDNN's columns did."""
     widths = _check_widths(widths, 3, "best")
     p, p_head = _check_dropout(dropout, "best"), _check_dropout(head_dropout, "best")
-    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    layers: OrderedDict[str, nn.Module] = _input_stage(input_width)
     cin = 1
     for stage, width in enumerate(widths, start=1):
         for i in (1, 2):
@@ -114,10 +128,13 @@ def best(
 def deep(
     widths: tuple[int, ...] = (32, 48, 64, 80, 96, 112, 128, 144, 160, 176),
     num_classes: int = 10,
+    input_width: int | None = None,
 ) -> nn.Sequential:
-    """[conv 3x3 (no padding) -> BN -> ReLU] x10: 28 -> 26 -> ... -> 8; flatten; dense."""
+    """[conv 3x3 (no padding) -> BN -> ReLU] x10: 28 -> 26 -> ... -> 8; flatten; dense.
+
+    `input_width` (pixels) first normalises each digit's width, as the MCDNN's columns did."""
     widths = _check_widths(widths, 10, "deep")
-    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    layers: OrderedDict[str, nn.Module] = _input_stage(input_width)
     cin = 1
     for i, width in enumerate(widths, start=1):
         layers[f"conv{i}"] = nn.Conv2d(cin, width, 3, bias=False)
