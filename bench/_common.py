@@ -80,17 +80,22 @@ def plain_pytorch_epoch(model, opt, loss_fn, loader) -> tuple[float, float]:
     return loss_sum / total, correct / total
 
 
-def positive_int(text: str) -> int:
+def positive_int(text: str, least: int = 1) -> int:
     """argparse type for counts (workers, seeds, steps): a bad one is argparse's one-line error, exit 2."""
     import argparse
 
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
     return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type for a first seed or an offset: a whole number >= 0."""
+    return positive_int(text, least=0)
 
 
 def positive_seconds(text: str) -> float:

@@ -63,7 +63,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import positive_int, with_one_line_errors  # noqa: E402
+from _common import nonnegative_int, positive_int, with_one_line_errors  # noqa: E402
 
 VAL_SPLIT, SPLIT_SEED = 5000, 0
 # Per preset: the five widths of the "widths" group, and the five (widths, settings changed) of "recipes".
@@ -105,6 +105,8 @@ def parse_args(argv=None):
     p.add_argument("--groups", default="seeds,widths,recipes",
                    help="comma-separated: seeds, widths, recipes, longer, ema, custom, mcdnn (default: the first three)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
+    p.add_argument("--first-seed", type=nonnegative_int, default=0, metavar="N",
+                   help="member k of every group gets seed N+k (default 0): a replicate with other seeds")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch on 6,000 images, 2 members per group")
     p.add_argument("--ema-decay", type=float, default=0.999, help="the ema group's decay (default 0.999)")
     p.add_argument("--longer-factor", type=positive_int, default=2,
@@ -263,11 +265,11 @@ def run(args) -> int:
     n_members = 2 if args.quick else 5
     env = environment(args.device)
     print(f"Ensemble diversity: preset {args.preset}, {n_members} members per group, validation split "
-          f"{len(y_val):,} images (seed {SPLIT_SEED})" + ("  QUICK MODE (not a measurement)" if args.quick else ""))
+          f"{len(y_val):,} images (seed {SPLIT_SEED}), member seeds {args.first_seed}-{args.first_seed + n_members - 1}" + ("  QUICK MODE (not a measurement)" if args.quick else ""))
     print(f"  commit {env['commit']}  device {args.device}  {args.threads} thread(s) per member, "
           f"{args.workers} at a time  cpus {os.cpu_count()}")
-    # Member k of every group gets seed k: the groups differ only in what varies besides the seed.
-    jobs = [(g, k, k, model_changes, changes, args)
+    # Member k of every group gets the same seed: the groups differ only in what varies besides the seed.
+    jobs = [(g, k, args.first_seed + k, model_changes, changes, args)
             for g in groups for k, (model_changes, changes) in enumerate(plan[g][:n_members])]
     probas: dict[str, dict[int, np.ndarray]] = {g: {} for g in groups}
     test_probas: dict[str, dict[int, np.ndarray]] = {g: {} for g in groups}
@@ -290,6 +292,7 @@ def run(args) -> int:
                   f"validation errors {errors}  {seconds:.0f}s", flush=True)
 
     figures = {"preset": args.preset, "commit": env["commit"], "device": args.device, "quick": args.quick,
+               "first_seed": args.first_seed,
                "n_val": len(y_val), "groups": {}}
     print(f"\n{'group':8s} {'member errors':>22s} {'mean':>6s} {'ensemble':>9s} {'all share':>10s} {'accuracy':>9s}")
     for g in groups:

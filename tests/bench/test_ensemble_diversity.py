@@ -109,7 +109,8 @@ def test_the_longer_factor_scales_epochs_and_warm_up(bench):
 
 
 @pytest.mark.parametrize("flag, value, message", [("--workers", "0", "must be >= 1, got 0"),
-                                                   ("--threads", "two", "expected a whole number >= 1")])
+                                                   ("--threads", "two", "expected a whole number >= 1"),
+                                                   ("--first-seed", "-1", "must be >= 0, got -1")])
 def test_bad_counts_are_argparse_s_one_line_error(bench, capsys, flag, value, message):
     with pytest.raises(SystemExit) as exit_info:
         bench.main([flag, value])
@@ -155,7 +156,7 @@ def test_members_are_saved_as_they_finish_and_chosen_on_validation(bench, mnist,
     data_dir = str(Path(os.environ["DIGITLAB_DATA_DIR"]) / "mnist")
     save = tmp_path / "members"
     assert bench.main(["--quick", "--data-dir", data_dir, "--workers", "2", "--groups", "seeds",
-                       "--choose", "1", "--save", str(save), "--save-models", "--tta", "shift4"]) == 0
+                       "--choose", "1", "--save", str(save), "--save-models", "--tta", "shift4", "--first-seed", "3"]) == 0
     out = capsys.readouterr().out
     figures = json.loads(out.strip().splitlines()[-1])
     # No temporary files left; each member's model beside its probabilities.
@@ -168,6 +169,7 @@ def test_members_are_saved_as_they_finish_and_chosen_on_validation(bench, mnist,
     from digitlab.models.storage import load_model
 
     model = load_model(save / "seeds-0")
+    assert model.digitlab_meta["train_config"]["seed"] == 3 and figures["first_seed"] == 3  # member 0 of --first-seed 3
     np.testing.assert_allclose(predict_proba(model, mnist.x_test[:2000]), member["test"], atol=1e-5)
     tta = figures["tta"]["seeds"]
     assert set(tta["policies"]) == {"none", "shift4"} and tta["chosen_on_validation"] in ("none", "shift4")
