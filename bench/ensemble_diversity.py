@@ -153,7 +153,7 @@ def _plan(preset: str, group: str, longer_factor: int, ema_decay: float, custom:
     if group in ("widths", "recipes"):
         if preset not in VARIANTS:
             raise ConfigError(f"the {group} group is defined for {', '.join(sorted(VARIANTS))} only: "
-                              "use seeds, longer, ema or custom with this preset")
+                              "use seeds, longer, ema, custom or mcdnn with this preset")
         chosen = VARIANTS[preset][group]
         return ([({"widths": list(w)}, {}) for w in chosen] if group == "widths"
                 else [({"widths": list(w)}, changes) for w, changes in chosen])
@@ -264,8 +264,10 @@ def run(args) -> int:
     y_test = (data.y_test[:2000] if args.quick else data.y_test).astype("int64")
     n_members = 2 if args.quick else 5
     env = environment(args.device)
+    seeds = f"{args.first_seed}-{args.first_seed + n_members - 1}"
     print(f"Ensemble diversity: preset {args.preset}, {n_members} members per group, validation split "
-          f"{len(y_val):,} images (seed {SPLIT_SEED}), member seeds {args.first_seed}-{args.first_seed + n_members - 1}" + ("  QUICK MODE (not a measurement)" if args.quick else ""))
+          f"{len(y_val):,} images (seed {SPLIT_SEED}), member seeds {seeds}"
+          + ("  QUICK MODE (not a measurement)" if args.quick else ""))
     print(f"  commit {env['commit']}  device {args.device}  {args.threads} thread(s) per member, "
           f"{args.workers} at a time  cpus {os.cpu_count()}")
     # Member k of every group gets the same seed: the groups differ only in what varies besides the seed.
