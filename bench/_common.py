@@ -80,8 +80,8 @@ def plain_pytorch_epoch(model, opt, loss_fn, loader) -> tuple[float, float]:
     return loss_sum / total, correct / total
 
 
-def positive_int(text: str, least: int = 1) -> int:
-    """argparse type for counts (workers, seeds, steps): a bad one is argparse's one-line error, exit 2."""
+def _whole_number(text: str, least: int) -> int:
+    """A whole number >= least, or argparse's one-line error (exit 2)."""
     import argparse
 
     try:
@@ -93,9 +93,14 @@ def positive_int(text: str, least: int = 1) -> int:
     return value
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts (workers, seeds, steps): a whole number >= 1."""
+    return _whole_number(text, 1)
+
+
 def nonnegative_int(text: str) -> int:
     """argparse type for a first seed or an offset: a whole number >= 0."""
-    return positive_int(text, least=0)
+    return _whole_number(text, 0)
 
 
 def positive_seconds(text: str) -> float:

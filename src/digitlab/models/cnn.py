@@ -30,7 +30,7 @@ from torch import nn
 
 from digitlab.errors import ConfigError
 from digitlab.models.registry import register
-from digitlab.models.width_norm import WidthNormalize, check_input_width
+from digitlab.models.width_norm import WidthNormalize
 
 
 def _check_widths(widths, n: int, name: str) -> tuple[int, ...]:
@@ -48,8 +48,7 @@ def _check_dropout(p: float, name: str) -> float:
 
 def _input_stage(input_width: int | None) -> OrderedDict:
     """The layers before the first convolution: none, or width normalisation (models/width_norm.py)."""
-    width = check_input_width(input_width)
-    return OrderedDict() if width is None else OrderedDict(width_norm=WidthNormalize(width))
+    return OrderedDict() if input_width is None else OrderedDict(width_norm=WidthNormalize(input_width))
 
 
 def _keras_init(model: nn.Module) -> nn.Module:

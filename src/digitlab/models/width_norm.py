@@ -29,12 +29,10 @@ from digitlab.errors import ConfigError
 INK_THRESHOLD = 0.2
 
 
-def check_input_width(width, size: int = 28) -> int | None:
-    """None (no normalisation) or a target ink width in pixels, 4 to the image size."""
-    if width is None:
-        return None
-    if isinstance(width, bool) or not isinstance(width, int) or not 4 <= width <= size:
-        raise ConfigError(f"input_width must be a whole number of pixels from 4 to {size} (MCDNN used 10-20), "
+def check_input_width(width) -> int:
+    """A target ink width in whole pixels, 4 to the 28 of an MNIST image; a one-line ConfigError otherwise."""
+    if isinstance(width, bool) or not isinstance(width, int) or not 4 <= width <= 28:
+        raise ConfigError(f"input_width must be a whole number of pixels from 4 to 28 (MCDNN used 10-20), "
                           f"or null for none; got {width!r}")
     return width
 
