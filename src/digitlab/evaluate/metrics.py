@@ -6,7 +6,7 @@ import numpy as np
 
 
 # Images per forward pass when none is given. On a CPU a batch whose activations fit the caches wins: on 2 cores
-# (session 9) `best` scores 4,096 test images in 3.7 s at 256 a batch against 6.5 s at 4,096, the shipped
+# `best` scores 4,096 test images in 3.7 s at 256 a batch against 6.5 s at 4,096, the shipped
 # model in 0.53 s against 1.6 s. On an accelerator the big batch keeps it busy.
 CPU_BATCH, ACCELERATOR_BATCH = 256, 4096
 
