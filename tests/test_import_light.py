@@ -1,10 +1,9 @@
-"""`import digitlab` and `digitlab --help` must not import torch (they stay fast)."""
+"""`import digitlab` and `digitlab --help` must not import torch (so they start fast)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 HEAVY = ("torch", "matplotlib", "sklearn", "fastapi", "ray", "onnxruntime", "PIL")
 
@@ -19,18 +18,15 @@ def test_import_digitlab_is_light():
     assert _imported_after("import digitlab") == set()
 
 
-def test_help_is_light_and_fast():
+def test_help_is_light():
     code = (
         "import contextlib, io\nfrom digitlab.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n    main(['--help']) if False else None\n"
         "from digitlab.cli.main import build_parser\nbuild_parser().format_help()"
     )
     assert _imported_after(code) == set()
-    started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "digitlab", "--help"], capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
     assert out.returncode == 0 and "train" in out.stdout
-    assert elapsed < 2.0  # includes interpreter start-up; typically ~0.1 s
 
 
 def test_lazy_api_resolves():

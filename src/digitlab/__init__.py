@@ -16,6 +16,8 @@ not import torch:
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -52,3 +54,22 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """The digitlab module, whose `evaluate` stays the function after `digitlab.evaluate` loads.
+
+    Importing a subpackage binds it on its parent (`digitlab.evaluate = <module>`), which would
+    shadow the public `dl.evaluate(model, x, y)`. That binding is skipped here; the subpackage
+    stays reachable through sys.modules, so `from digitlab.evaluate import metrics` and
+    `from digitlab.evaluate.metrics import evaluate` work. The spelling
+    `import digitlab.evaluate.metrics as m` does not (it walks the attribute): use `from ... import`.
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "evaluate" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

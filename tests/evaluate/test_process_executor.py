@@ -31,7 +31,7 @@ def test_processes_give_the_local_scores_in_fold_order(tiny_digits, fast_config)
 
 
 def test_a_partial_last_round_runs_in_this_process(tiny_digits, fast_config, monkeypatch):
-    import digitlab.evaluate.process_executor as pe
+    from digitlab.evaluate import process_executor as pe
 
     monkeypatch.setattr(pe, "physical_cores", lambda: 2)
     x, y = tiny_digits
@@ -42,7 +42,7 @@ def test_a_partial_last_round_runs_in_this_process(tiny_digits, fast_config, mon
 
 
 def test_the_plan_fits_workers_to_folds_and_cores(monkeypatch):
-    import digitlab.evaluate.process_executor as pe
+    from digitlab.evaluate import process_executor as pe
 
     monkeypatch.setattr(pe, "physical_cores", lambda: 4)
     assert ProcessExecutor().plan(5)[:2] == (4, 1)
@@ -67,7 +67,7 @@ def test_processes_refuse_a_gpu_config(tiny_digits, fast_config):
     (["cv", "--device", "cpu", "--executor", "processes"], "processes"),
 ])
 def test_cli_executor_choice(argv, expected, monkeypatch):
-    import digitlab.evaluate.process_executor as pe
+    from digitlab.evaluate import process_executor as pe
     from digitlab.cli.cv import choose_auto, make_executor
 
     monkeypatch.setattr(pe, "physical_cores", lambda: 2)
@@ -79,7 +79,7 @@ def test_cli_executor_choice(argv, expected, monkeypatch):
 
 
 def test_auto_is_local_on_one_core(monkeypatch):
-    import digitlab.evaluate.process_executor as pe
+    from digitlab.evaluate import process_executor as pe
     from digitlab.cli.cv import make_executor
 
     monkeypatch.setattr(pe, "physical_cores", lambda: 1)
@@ -99,7 +99,7 @@ def test_cli_executor_flag_errors(argv, message):
 
 def test_the_parent_preloads_torch_dynamo_only_for_folds_that_need_it(monkeypatch):
     """mlp folds train through the fused step, which never imports torch._dynamo: no second of preload."""
-    import digitlab.evaluate.process_executor as pe
+    from digitlab.evaluate import process_executor as pe
     from digitlab.evaluate.crossval import FoldTask
     from digitlab.train.config import TrainConfig
 
