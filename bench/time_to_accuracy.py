@@ -150,7 +150,7 @@ def run_preset(spec, data, seed, device, threads):
     """One fresh run of preset `spec` (NAME or NAME+compile[:MODE]): (train seconds, test accuracy, epochs)."""
     from digitlab.train.config import TrainConfig
     from digitlab.train.presets import get_preset
-    from digitlab.train.run import train_run
+    from digitlab.workflows.train_run import train_run
 
     name, overrides = parse_spec(spec)
     preset = get_preset(name)

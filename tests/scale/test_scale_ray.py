@@ -169,7 +169,7 @@ def test_a_killed_worker_is_retried_to_the_same_scores(ray_executor, digits):
 
 
 def test_sweep_on_ray_matches_local(ray_executor, digits):
-    from digitlab.evaluate.sweep import run_sweep
+    from digitlab.workflows.sweep import run_sweep
 
     x, y = digits[0][:600], digits[1][:600]
     params = {"lr": [1e-3, 3e-3], "model.hidden": [16, 32]}

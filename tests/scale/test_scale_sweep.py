@@ -11,7 +11,7 @@ import pytest
 
 from digitlab.errors import ConfigError
 from digitlab.evaluate.crossval import cross_validate
-from digitlab.evaluate.sweep import parse_params, run_sweep, write_sweep_outputs
+from digitlab.workflows.sweep import parse_params, run_sweep, write_sweep_outputs
 from digitlab.train.config import TrainConfig
 
 pytest.importorskip("optuna")  # the sweep's search comes from the 'ray' extra

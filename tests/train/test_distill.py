@@ -108,7 +108,7 @@ def test_the_students_run_records_which_teacher_it_learned_from(tiny_digits, tmp
     import json
 
     from digitlab.data.dataset import Dataset
-    from digitlab.train.run import train_run
+    from digitlab.workflows.train_run import train_run
 
     x, y = tiny_digits
     tiny_dataset = Dataset("mnist", x[:500], y[:500], x[500:], y[500:], tuple("0123456789"), "synthetic (tests)")

@@ -31,7 +31,7 @@ def tiny_dataset():
 @pytest.fixture(scope="session")
 def reproduce_dir(tmp_path_factory, tiny_dataset):
     """A `reproduce --with-leaky` folder made on the tiny dataset (3 folds, 2 epochs), report included."""
-    from digitlab.evaluate.reproduce import reproduce_article
+    from digitlab.workflows.reproduce import reproduce_article
 
     out = tmp_path_factory.mktemp("reproduce")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

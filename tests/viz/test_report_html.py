@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from digitlab.errors import ConfigError
-from digitlab.viz.report import build_report, write_report
+from digitlab.workflows.report import build_report, write_report
 
 SECTIONS = {
     "overview": "Overview", "config": "Configuration", "data": "Data", "samples": "Sample images",
@@ -77,7 +77,7 @@ def test_reproduce_writes_every_part_and_a_complete_report(reproduce_dir):
 
 
 def test_cv_folder_report_uses_pooled_out_of_fold_predictions(tmp_path, tiny_dataset):
-    from digitlab.evaluate.artifacts import write_cv_outputs
+    from digitlab.workflows.artifacts import write_cv_outputs
     from digitlab.evaluate.crossval import cross_validate
     from digitlab.train.config import TrainConfig
 
@@ -98,7 +98,7 @@ def test_cv_folder_report_uses_pooled_out_of_fold_predictions(tmp_path, tiny_dat
 
 def _train_folder(tmp_path, dataset):
     from digitlab.train.config import TrainConfig
-    from digitlab.train.run import train_run
+    from digitlab.workflows.train_run import train_run
 
     with contextlib.redirect_stdout(io.StringIO()):
         train_run("mlp", TrainConfig(epochs=2, batch_size=32, device="cpu"), dataset, tmp_path / "train",

@@ -117,7 +117,7 @@ def run(args) -> int:
     import json
 
     from digitlab.errors import ConfigError
-    from digitlab.evaluate.artifacts import write_cv_outputs
+    from digitlab.workflows.artifacts import write_cv_outputs
     from digitlab.evaluate.crossval import cross_validate
     from digitlab.evaluate.diagnostics import format_per_class_table
 

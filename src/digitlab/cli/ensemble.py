@@ -41,9 +41,10 @@ def run(args) -> int:
     from digitlab.cli.common import load_data
     from digitlab.cli.train import resolve_config
     from digitlab.errors import ConfigError
-    from digitlab.evaluate.ensemble import evaluate_ensemble, train_members
+    from digitlab.evaluate.ensemble import evaluate_ensemble
     from digitlab.evaluate.tta import check_policy
     from digitlab.train.device import resolve_device
+    from digitlab.workflows.ensemble import train_members
 
     check_policy(args.tta)  # before any training
     if bool(args.runs) == bool(args.train):

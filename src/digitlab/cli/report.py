@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from digitlab.data.dataset import load_dataset
-    from digitlab.viz.report import write_report
+    from digitlab.workflows.report import write_report
 
     def data_loader(recorded: str):
         return load_dataset(args.dataset or recorded, data_dir=args.data_dir, download=not args.no_download)

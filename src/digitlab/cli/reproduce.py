@@ -28,7 +28,7 @@ def run(args) -> int:
     from digitlab.cli.common import load_data
     from digitlab.cli.cv import format_fold
     from digitlab.errors import ConfigError
-    from digitlab.evaluate.reproduce import reproduce_article
+    from digitlab.workflows.reproduce import reproduce_article
 
     if args.folds < 2:
         raise ConfigError(f"--folds {args.folds}: cross-validation needs at least 2 folds")

@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
 
 
 def format_trial(row: dict, total: int) -> str:
-    from digitlab.evaluate.sweep import setting_label
+    from digitlab.workflows.sweep import setting_label
 
     return (f"trial {row['trial']}/{total}: {setting_label(row['params'])} -> "
             f"{100 * row['mean']:.3f}% ± {100 * row['std']:.3f} ({row['wall_time_s']:.1f}s)")
@@ -66,7 +66,7 @@ def run(args) -> int:
     import json
 
     from digitlab.errors import ConfigError
-    from digitlab.evaluate.sweep import parse_params, run_sweep, write_sweep_outputs
+    from digitlab.workflows.sweep import parse_params, run_sweep, write_sweep_outputs
 
     model, model_kwargs, config = resolve_config(args)
     params = parse_params(args.param, model)

@@ -205,7 +205,7 @@ def _checkpoint_callbacks(args, model, output) -> list:
 def run(args) -> int:
     import json
 
-    from digitlab.train.run import train_run
+    from digitlab.workflows.train_run import train_run
 
     if args.resume:
         model, model_kwargs, config, output, callbacks = _resume_plan(args)

@@ -2,7 +2,7 @@
 
 An ensemble of N runs predicts `argmax(mean_i softmax_i(x))`, the plain average of probabilities
 used by the MNIST committees (MCDNN, DropConnect). Members are ordinary run folders, so any saved
-models of the same classes can be combined; `train_members` trains N seeds of one preset.
+models of the same classes can be combined (digitlab.workflows.ensemble trains N seeds of one preset).
 """
 
 from __future__ import annotations
@@ -105,22 +105,3 @@ def evaluate_ensemble(paths: Sequence[str | Path], data, output: str | Path | No
         write_json(ensure_dir(output) / RESULT_NAME, result)
     return result
 
-
-def train_members(preset: str | None, model_name: str, model_kwargs: dict, config, data, output: str | Path,
-                  seeds: int, verbose: bool = True) -> list[Path]:
-    """Train `seeds` runs (seeds config.seed, config.seed + 1, ...) into OUTPUT/seed-<k>; return the folders."""
-    from digitlab.train.run import train_run
-
-    if seeds < 2:
-        raise ConfigError(f"an ensemble needs at least 2 seeds, got {seeds}")
-    folders = []
-    for k in range(config.seed, config.seed + seeds):
-        if verbose:
-            print(f"Training member seed {k} ({len(folders) + 1}/{seeds}) into {Path(output) / f'seed-{k}'}")
-        result = train_run(model_name, config.replace(seed=k), data, Path(output) / f"seed-{k}",
-                           model_kwargs=model_kwargs, verbose=verbose, preset=preset)
-        if verbose:
-            print(f"  seed {k}: test accuracy {result.metrics['test_accuracy']:.4f} "
-                  f"({result.metrics['train_time_s']:.1f}s)")
-        folders.append(result.output)
-    return folders

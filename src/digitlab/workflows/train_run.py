@@ -14,7 +14,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from digitlab.evaluate.metrics import evaluate
+from digitlab.files import save_figure, write_json
+from digitlab.models.registry import build_model
+from digitlab.models.storage import save_model
+from digitlab.provenance import environment
 from digitlab.train.config import TrainConfig
+from digitlab.train.device import resolve_device, seed_everything
+from digitlab.train.distill import teacher_provenance
+from digitlab.train.loop import fit
+from digitlab.viz.curves import learning_curves_figure
 
 
 @dataclass
@@ -42,22 +53,12 @@ def train_run(
     validate_on_test: use the test set as validation data each epoch, as the article does for its
     learning curves. Off by default: choosing settings on the test set is how test scores get inflated.
     """
-    import torch
-
-    from digitlab.evaluate.metrics import evaluate
-    from digitlab.models.registry import build_model
-    from digitlab.provenance import environment
-    from digitlab.train.device import resolve_device, seed_everything
-    from digitlab.train.loop import fit
-
     seed_everything(config.seed)  # the initial weights depend on it
     model = build_model(model_name, **(model_kwargs or {}))
     if validate_on_test and config.val_split:
         validate_on_test = False  # a carved validation split takes precedence
     teacher = None
     if config.teacher:
-        from digitlab.train.distill import teacher_provenance
-
         teacher = teacher_provenance(config.teacher, dataset=data.name)  # checked before any training
     started = time.perf_counter()
     history = fit(
@@ -92,10 +93,6 @@ def train_run(
 
 
 def save_run(output, model, history, metrics, config, data) -> Path:
-    from digitlab.files import save_figure, write_json
-    from digitlab.models.storage import save_model
-    from digitlab.viz.curves import learning_curves_figure
-
     out = save_model(
         model, output, history=history, train_config=config, classes=data.classes,
         metrics={k: metrics[k] for k in ("test_loss", "test_accuracy", "train_loss", "train_accuracy",

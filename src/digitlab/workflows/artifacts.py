@@ -18,6 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from digitlab.evaluate.diagnostics import diagnose
+from digitlab.evaluate.metrics import predict_proba
+from digitlab.files import save_figure, write_csv, write_json
+from digitlab.provenance import environment
+from digitlab.train.device import resolve_device
+from digitlab.viz.curves import learning_curves_figure
+from digitlab.viz.diagnostics import confusion_matrix_figure, cv_boxplot_figure, misclassified_figure
+
 MISCLASSIFIED_SHOWN = 25
 
 
@@ -26,8 +34,6 @@ def diagnostic_figures(diag: dict, images: np.ndarray) -> dict:
 
     images: the (N, 28, 28) uint8 images that diag's indices point into (test set or CV pool).
     """
-    from digitlab.viz.diagnostics import confusion_matrix_figure, misclassified_figure
-
     leak = " - LEAKY (reused model)" if diag.get("leaky") else ""
     worst = diag["misclassified"][:MISCLASSIFIED_SHOWN]
     idx = np.array([m["index"] for m in worst], dtype=np.int64)
@@ -45,8 +51,6 @@ def diagnostic_figures(diag: dict, images: np.ndarray) -> dict:
 
 def write_diagnostics(out: str | Path, diag: dict, images: np.ndarray) -> Path:
     """diagnostics.json, per_class.csv, confusion_matrix.png and misclassified.png into `out`."""
-    from digitlab.files import save_figure, write_csv, write_json
-
     out = Path(out)
     write_json(out / "diagnostics.json", diag)
     write_csv(out / "per_class.csv", ["class", "precision", "recall", "f1", "support"],
@@ -59,9 +63,6 @@ def write_diagnostics(out: str | Path, diag: dict, images: np.ndarray) -> Path:
 
 def testset_diagnostics(model, data, histories=None) -> dict:
     """`diagnose()` of a trained model on the dataset's test set (the `train` run view)."""
-    from digitlab.evaluate.diagnostics import diagnose
-    from digitlab.evaluate.metrics import predict_proba
-
     proba = predict_proba(model, data.x_test)
     return diagnose(proba, data.y_test, data.classes, histories,
                     source=f"test set ({len(data.y_test):,} images)")
@@ -70,8 +71,6 @@ def testset_diagnostics(model, data, histories=None) -> dict:
 def cv_diagnostics(result, y, classes=None) -> dict:
     """`diagnose()` of a CVResult's pooled out-of-fold predictions (each image scored by the one
     fold model that never trained on it; leaky for a --reuse-model run)."""
-    from digitlab.evaluate.diagnostics import diagnose
-
     source = f"pooled out-of-fold predictions ({len(y):,} training images)"
     return diagnose(result.oof_proba(), y, classes, [f.history for f in result.folds],
                     source=source, leaky=result.reuse_model, test_label="test fold")
@@ -80,12 +79,6 @@ def cv_diagnostics(result, y, classes=None) -> dict:
 def write_cv_outputs(result, x: np.ndarray, y: np.ndarray, *, classes=None, dataset: str | None = None,
                      extra: dict | None = None) -> dict:
     """Write the cv folder's summary files and plots into `result.output`; return diagnostics."""
-    from digitlab.files import save_figure, write_csv, write_json
-    from digitlab.provenance import environment
-    from digitlab.train.device import resolve_device
-    from digitlab.viz.curves import learning_curves_figure
-    from digitlab.viz.diagnostics import cv_boxplot_figure
-
     out = Path(result.output)
     summary = result.summary()
     write_csv(out / "scores.csv", ["fold", "accuracy", "loss", "train_time_s", "n_train", "n_test", "seed"],

@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Callable
 
 from digitlab.errors import ConfigError, DigitlabError
-from digitlab.viz import report_html as H
-from digitlab.viz.report_sections import png_file
+from digitlab.files import read_json, write_text
+from digitlab.models.storage import load_model
+from digitlab.train.history import History
+from digitlab.workflows import report_html as H
+from digitlab.workflows import report_sections as S
+from digitlab.workflows.artifacts import diagnostic_figures, testset_diagnostics
+from digitlab.workflows.report_sections import png_file
 
 
 @dataclass
@@ -31,8 +36,6 @@ class RunFolder:
 
 
 def inspect_run(run_dir) -> RunFolder:
-    from digitlab.files import read_json
-
     root = Path(run_dir)
     if not root.is_dir():
         raise ConfigError(f"{root} is not a folder: give a run folder written by train, cv or reproduce")
@@ -51,8 +54,6 @@ def inspect_run(run_dir) -> RunFolder:
 
 
 def _json(path: Path | None, name: str) -> dict | None:
-    from digitlab.files import read_json
-
     if path is None or not (path / name).exists():
         return None
     return read_json(path / name, what=name)
@@ -93,10 +94,6 @@ class _Context:
                 return self._diag
         self._diag = (None, None, "no model predictions in this folder")
         if self.run.train is not None and self.data() is not None:
-            from digitlab.evaluate.artifacts import diagnostic_figures, testset_diagnostics
-            from digitlab.models.storage import load_model
-            from digitlab.train.history import History
-
             history = History.from_csv(self.run.train / "history.csv") if (self.run.train / "history.csv").exists() else None
             try:
                 model = load_model(self.run.train)
@@ -121,8 +118,6 @@ def build_report(run_dir, data_loader: Callable | None = None) -> str:
     data_loader(name) -> Dataset is used only for what the folder does not hold (data description,
     sample grid, test-set diagnostics of a plain train folder); its DigitlabError becomes a note.
     """
-    from digitlab.viz import report_sections as S
-
     ctx = _Context(inspect_run(run_dir), data_loader)
     sections = [
         ("overview", "Overview", S.overview(ctx)),
@@ -147,8 +142,6 @@ def build_report(run_dir, data_loader: Callable | None = None) -> str:
 
 def write_report(run_dir, output=None, data_loader: Callable | None = None) -> Path:
     """Write the report (default RUN_DIR/report.html) atomically and return its path."""
-    from digitlab.files import write_text
-
     output = Path(output) if output is not None else Path(run_dir) / "report.html"
     if output.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"-o {output}: the report is an HTML file; give a name ending in .html")

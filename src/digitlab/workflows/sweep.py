@@ -19,7 +19,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-from digitlab.errors import ConfigError
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from digitlab.errors import ConfigError, require
+from digitlab.evaluate.crossval import LocalExecutor, cross_validate
+from digitlab.files import ensure_dir, save_figure, write_csv, write_json
+from digitlab.models.registry import default_kwargs
+from digitlab.provenance import environment
 from digitlab.train.config import TrainConfig
 
 SEARCHES = ("grid", "random", "tpe")
@@ -30,8 +37,6 @@ NOT_SWEEPABLE = ("device", "threads", "augment_options")
 
 
 def sweepable_names(model_name: str) -> list[str]:
-    from digitlab.models.registry import default_kwargs
-
     config_names = [f.name for f in fields(TrainConfig) if f.name not in NOT_SWEEPABLE]
     return sorted(config_names) + sorted(MODEL_PREFIX + k for k in default_kwargs(model_name))
 
@@ -66,8 +71,6 @@ def _kind_of_default(value) -> str:
 
 def parse_params(specs: list[str], model_name: str) -> dict[str, list]:
     """["lr=1e-3,3e-3", "model.dropout=0.1,0.3"] -> {"lr": [0.001, 0.003], "model.dropout": [0.1, 0.3]}."""
-    from digitlab.models.registry import default_kwargs
-
     if not specs:
         raise ConfigError("give at least one --param NAME=V1,V2,... to sweep over")
     valid = sweepable_names(model_name)
@@ -146,7 +149,6 @@ def run_sweep(model_name: str, x, y, *, params: dict[str, list], base_config: Tr
     default all of it; random/tpe: default 10). on_trial(dict) is called after each trial.
     """
     optuna = _optuna()
-    from digitlab.evaluate.crossval import LocalExecutor, cross_validate
 
     if search not in SEARCHES:
         raise ConfigError(f"unknown search {search!r}: choose one of {', '.join(SEARCHES)}")
@@ -188,8 +190,6 @@ def run_sweep(model_name: str, x, y, *, params: dict[str, list], base_config: Tr
 
 
 def _optuna():
-    from digitlab.errors import require
-
     optuna = require("optuna", "ray")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # digitlab prints its own line per trial
     return optuna
@@ -201,9 +201,6 @@ def setting_label(params: dict) -> str:
 
 def sweep_figure(result: SweepResult, title: str | None = None):
     """Fold accuracies (dots) and mean +- std (bar) per setting, best at the top. Returns a Figure."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     ranked = result.ranked()
     fig = Figure(figsize=(8, 1.2 + 0.45 * len(ranked)))
     FigureCanvasAgg(fig)
@@ -224,9 +221,6 @@ def sweep_figure(result: SweepResult, title: str | None = None):
 
 def write_sweep_outputs(result: SweepResult, output: str | Path, extra: dict | None = None) -> Path:
     """sweep.csv (best first), best.json and sweep.png in `output`; returns the folder."""
-    from digitlab.files import ensure_dir, save_figure, write_csv, write_json
-    from digitlab.provenance import environment
-
     out = ensure_dir(output)
     names = list(result.params)
     rows = [[t["trial"], *(t["params"][n] for n in names), round(t["mean"], 6), round(t["std"], 6),

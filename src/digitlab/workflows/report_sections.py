@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from digitlab.viz import report_html as H
+from digitlab.data.describe import describe
+from digitlab.evaluate.article import ARTICLE, WHY_FRESH_IS_LOWER
+from digitlab.evaluate.diagnostics import overfitting_readout
+from digitlab.train.history import History
+from digitlab.viz.diagnostics import cv_boxplot_figure
+from digitlab.viz.samples import sample_grid_figure
+from digitlab.workflows import report_html as H
 
 LEAK_TEXT = ("LEAKY: one network was trained on across the folds (the article's protocol), so from fold 2 on it "
              "is scored on images it has already trained on. These scores are not estimates of accuracy.")
@@ -42,8 +48,6 @@ def _tiles(ctx) -> str:
 def overview(ctx) -> str:
     m, parts = ctx.train_metrics, [_tiles(ctx)]
     if ctx.run.kind == "reproduce":
-        from digitlab.evaluate.article import ARTICLE, WHY_FRESH_IS_LOWER
-
         a = ARTICLE
         parts.append(f"<p><b>The article:</b> {H.esc(a['setup'])}.</p><h3>The article's figures beside ours</h3>")
         fresh = ctx.cv["scores"] if ctx.cv else None
@@ -107,8 +111,6 @@ def config(ctx) -> str:
 def data_description(ctx) -> str:
     desc = ctx.run.meta.get("data")
     if desc is None and ctx.data() is not None:
-        from digitlab.data.describe import describe
-
         desc = describe(ctx.data())
     if desc is None:
         return H.note(f"Left out: the dataset could not be loaded ({ctx.data_error}).")
@@ -132,8 +134,6 @@ def data_description(ctx) -> str:
 def samples(ctx) -> str:
     png = png_file(ctx.run.root, "samples.png")
     if png is None and ctx.data() is not None:
-        from digitlab.viz.samples import sample_grid_figure
-
         data = ctx.data()
         png = H.png_bytes(sample_grid_figure(data.x_train[:9], data.y_train[:9], n=9, classes=data.classes,
                                              title="The first 9 training images"))
@@ -159,9 +159,6 @@ def curves(ctx) -> str:
 
 
 def overfitting(ctx) -> str:
-    from digitlab.evaluate.diagnostics import overfitting_readout
-    from digitlab.train.history import History
-
     parts = []
     if ctx.run.train is not None and (ctx.run.train / "history.csv").exists():
         readout = overfitting_readout(History.from_csv(ctx.run.train / "history.csv"))
@@ -176,7 +173,6 @@ def cross_validation(ctx) -> str:
     runs = [(label, cv) for label, cv in (("fresh model", ctx.cv), ("reused model", ctx.cv_leaky)) if cv]
     if not runs:
         return H.note("Left out: this folder holds no cross-validation (run `digitlab cv`, or reproduce).")
-    from digitlab.viz.diagnostics import cv_boxplot_figure
 
     k = max(cv["folds"] for _, cv in runs)
     header = ["fold"] + [f"{label} (%)" for label, _ in runs]

@@ -10,6 +10,8 @@ import html
 import io
 from typing import Iterable, Sequence
 
+import matplotlib.pyplot as plt
+
 CSS = """
 :root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --card:#fff; --accent:#2f5d8a;
         --bad:#b03a2e; --bad-bg:#fdecea; --good:#1e7b4a; --good-bg:#e7f5ec; }
@@ -70,7 +72,6 @@ def png_bytes(fig, dpi: int = 100) -> bytes:
     """Render a matplotlib Figure to PNG bytes (and close it)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    import matplotlib.pyplot as plt
 
     plt.close(fig)
     return buf.getvalue()

@@ -13,6 +13,19 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from digitlab.data.describe import describe, format_description
+from digitlab.evaluate.article import ARTICLE
+from digitlab.evaluate.crossval import cross_validate
+from digitlab.evaluate.process_executor import auto_executor
+from digitlab.files import ensure_dir, save_figure, write_json
+from digitlab.provenance import environment
+from digitlab.train.config import TrainConfig
+from digitlab.train.device import resolve_device
+from digitlab.viz.samples import sample_grid_figure
+from digitlab.workflows.artifacts import testset_diagnostics, write_cv_outputs, write_diagnostics
+from digitlab.workflows.report import write_report
+from digitlab.workflows.train_run import train_run
+
 ARTICLE_MODEL = "mlp"
 
 
@@ -24,19 +37,6 @@ def reproduce_article(data, output, *, with_leaky: bool = False, folds: int = 5,
 
     on_fold(FoldResult, leaky: bool) is called as each CV fold finishes (the CLI prints `> 97.717`).
     """
-    from digitlab.data.describe import describe, format_description
-    from digitlab.evaluate.article import ARTICLE
-    from digitlab.evaluate.artifacts import testset_diagnostics, write_cv_outputs, write_diagnostics
-    from digitlab.evaluate.crossval import cross_validate
-    from digitlab.evaluate.process_executor import auto_executor
-    from digitlab.files import ensure_dir, save_figure, write_json
-    from digitlab.provenance import environment
-    from digitlab.train.config import TrainConfig
-    from digitlab.train.device import resolve_device
-    from digitlab.train.run import train_run
-    from digitlab.viz.report import write_report
-    from digitlab.viz.samples import sample_grid_figure
-
     out = ensure_dir(output)
     timings: dict[str, float] = {}
     started = clock = time.perf_counter()
