@@ -93,52 +93,17 @@ def parse_model_args(pairs: list[str], flag: str = "--model-arg") -> dict:
     return out
 
 
-def _check_model(model: str, model_kwargs: dict) -> None:
-    """Fail on an unknown model or option before any data is loaded or downloaded."""
-    from digitlab.errors import ConfigError
-    from digitlab.models.registry import default_kwargs
-
-    unknown = set(model_kwargs) - set(default_kwargs(model))  # an unknown model name raises here
-    if unknown:
-        raise ConfigError(f"model {model!r} has no option {', '.join(sorted(unknown))}: valid options are "
-                          f"{', '.join(sorted(default_kwargs(model))) or 'none'}")
-
-
 def resolve_config(args, default_model: str = "mlp"):
-    """Merge preset defaults and explicit flags into (model_name, model_kwargs, TrainConfig)."""
-    from digitlab.train.config import TrainConfig
-    from digitlab.train.presets import get_preset
+    """The flags -> (model_name, model_kwargs, TrainConfig), through digitlab.workflows.presets."""
+    from digitlab.workflows.presets import resolve_config as resolve
 
-    model, model_kwargs, values = default_model, {}, {}
-    if getattr(args, "preset", None):
-        preset = get_preset(args.preset)
-        model, model_kwargs, values = preset["model"], dict(preset["model_kwargs"]), dict(preset["config"])
-    if getattr(args, "model", None):
-        if args.model != model:
-            model_kwargs = {}  # a preset's architecture arguments belong to its own model
-        model = args.model
-    model_kwargs.update(parse_model_args(args.model_arg))
-    _check_model(model, model_kwargs)
-    for name in (*CONFIG_FLAGS, *BOOL_FLAGS):
-        value = getattr(args, name, None)
-        if value is not None:
-            values[name] = value
-    if getattr(args, "augment_arg", None):  # over the preset's strengths, key by key
-        values["augment_options"] = {**(values.get("augment_options") or {}),
-                                     **parse_model_args(args.augment_arg, "--augment-arg")}
-    if getattr(args, "compile_mode", None):
-        values["compile"] = True  # a mode says which compilation, so it asks for one
-    values["device"] = args.device
-    values["threads"] = args.threads
-    if values.get("teacher") not in (None, "pretrained"):
-        from digitlab.errors import ModelError
-        from digitlab.models.storage import resolve_model_files
-
-        try:  # a missing teacher fails now, not after the data loads
-            resolve_model_files(values["teacher"])
-        except ModelError as exc:
-            raise ModelError(f"--teacher: {exc}") from None
-    return model, model_kwargs, TrainConfig.from_dict(values)
+    settings = {name: getattr(args, name, None) for name in (*CONFIG_FLAGS, *BOOL_FLAGS)}
+    settings.update(device=args.device, threads=args.threads)
+    augment_args = getattr(args, "augment_arg", None)
+    augment_options = parse_model_args(augment_args, "--augment-arg") if augment_args else None
+    return resolve(getattr(args, "preset", None), getattr(args, "model", None),
+                   model_kwargs=parse_model_args(args.model_arg), settings=settings,
+                   augment_options=augment_options, default_model=default_model)
 
 
 def add_parser(subparsers) -> None:
