@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from digitlab.data.filenames import find_file
 from digitlab.data.idx import GZIP_MAGIC, content_sha256, looks_like_html
 from digitlab.data.sources import ROLES, DatasetSpec, FileSpec
 from digitlab.errors import DataError, DownloadError, OutputError
@@ -190,8 +191,6 @@ def fetch(spec: DatasetSpec, dest_dir: str | os.PathLike, mirrors: tuple[str, ..
     from `mirrors` (default: the spec's) in order. progress=True shows a rich bar on a terminal and
     one line per file otherwise. Raises DownloadError naming every mirror's failure.
     """
-    from digitlab.data.locate import find_file
-
     dest = ensure_dir(dest_dir)
     mirror_list = tuple(spec.mirrors if mirrors is None else mirrors)
     todo = [role for role in ROLES if not _verified(find_file(dest, spec.files[role]), spec.files[role])]

@@ -18,31 +18,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from digitlab.data.sources import ROLES, DatasetSpec, FileSpec, get_spec
+from digitlab.data.download import fetch
+from digitlab.data.filenames import find_file
+from digitlab.data.sources import ROLES, DatasetSpec, get_spec
 from digitlab.errors import DataError
 
 ENV_DATA_DIR = "DIGITLAB_DATA_DIR"
 ENV_CACHE_DIR = "DIGITLAB_CACHE_DIR"
-
-
-def candidate_names(file: FileSpec) -> list[str]:
-    """File names accepted for one IDX file, preferred first: name.gz, raw name, raw name with '.idx'."""
-    raw = file.name[:-3] if file.name.endswith(".gz") else file.name
-    names = [raw + ".gz", raw]
-    dotted = raw.replace("-idx", ".idx", 1)
-    if dotted != raw:
-        names.append(dotted)
-    return names
-
-
-def find_file(folder: str | os.PathLike, file: FileSpec) -> Path | None:
-    """The path of `file` in `folder` under any accepted name, or None."""
-    folder = Path(folder)
-    for candidate in candidate_names(file):
-        path = folder / candidate
-        if path.is_file():
-            return path
-    return None
 
 
 def find_idx_files(folder: str | os.PathLike, spec: DatasetSpec) -> tuple[dict[str, Path], list[str]]:
@@ -149,6 +131,4 @@ def resolve_data_dir(name: str, data_dir: str | os.PathLike | None = None, downl
             f"run 'digitlab data download --dataset {spec.name}', or pass --data-dir DIR (a folder holding "
             f"{_expected_files(spec)}), or set {ENV_DATA_DIR}=ROOT with ROOT/{spec.name} holding them"
         )
-    from digitlab.data.download import fetch
-
     return fetch(spec, cached)
