@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from digitlab.inference.limits import DEFAULT_MAX_PIXELS
+
 DEFAULT_BATCH = 256
 
 
@@ -21,8 +23,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-confidence", type=float, default=None, metavar="P",
                         help="answers whose top probability is below P are marked unsure (default: 0.95 for a "
                              "model calibrated with `digitlab calibrate`, as the shipped one is; 0.7 otherwise)")
-    parser.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
-                        help="refuse images with more than N pixels, before decoding (default 50,000,000)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help=f"refuse images with more than N pixels, before decoding (default {DEFAULT_MAX_PIXELS:,})")
 
 
 def add_parser(subparsers) -> None:
@@ -39,7 +41,13 @@ def add_parser(subparsers) -> None:
 
 
 def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[str], list[tuple[str, str]]]:
-    """(image paths, [(input, error)]): folders become their image files, sorted."""
+    """(image paths, [(input, error)]): folders become their image files, sorted.
+
+    Nothing is skipped without a word: a folder that cannot be listed, and an entry with an image
+    suffix that is not a readable regular file (a dangling link, a named pipe, a device, a folder
+    named x.png), each get a problem line; other files (notes.txt) are simply not images.
+    """
+    import os
     from pathlib import Path
 
     from digitlab.inference.decode import IMAGE_SUFFIXES
@@ -49,17 +57,80 @@ def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[str]
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in (path.rglob("*") if recursive else path.iterdir())
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
+            found, trouble = _list_folder(path, recursive, IMAGE_SUFFIXES)
+            problems.extend(trouble)
+            if not found and not trouble:
                 problems.append((raw, f"the folder holds no images ({', '.join(IMAGE_SUFFIXES)})"
                                       + ("" if recursive else "; use --recursive for sub-folders")))
-            files.extend(str(p) for p in found)
+            files.extend(found)
+        elif path.is_symlink() and not path.exists():
+            problems.append((raw, f"{raw} is a dangling symbolic link (to {os.readlink(path)}): fix or remove it"))
         elif path.exists():
-            files.append(raw)
+            files.append(raw)  # decoding refuses, in one line, anything that is not a regular file
         else:
             problems.append((raw, f"no such file or folder: {raw} (check the path)"))
     return files, problems
+
+
+def _list_folder(folder, recursive: bool, suffixes) -> tuple[list[str], list[tuple[str, str]]]:
+    """(image files, problems) in `folder`; sub-folders too when `recursive` (links to folders are
+    not followed, so a link loop cannot make the walk endless)."""
+    import os
+    import stat
+
+    from digitlab.inference.decode import file_kind
+
+    found: list[str] = []
+    problems: list[tuple[str, str]] = []
+
+    def cannot_list(exc: OSError) -> None:
+        where = exc.filename or folder
+        problems.append((str(where), f"cannot list the folder {where}: {exc.strerror or exc}"))
+
+    walk = os.walk(folder, onerror=cannot_list) if recursive else _top_level(folder, cannot_list)
+    for top, dirs, names in walk:
+        entries = names if recursive else names + dirs
+        for name in entries:
+            if os.path.splitext(name)[1].lower() not in suffixes:
+                continue
+            full = os.path.join(top, name)
+            try:
+                mode = os.stat(full).st_mode
+            except FileNotFoundError:
+                problems.append((full, f"{full} is a dangling symbolic link: fix or remove it"))
+                continue
+            except OSError as exc:
+                problems.append((full, f"cannot read {full}: {exc.strerror or exc}"))
+                continue
+            if stat.S_ISREG(mode):
+                found.append(full)
+            elif stat.S_ISDIR(mode):
+                if not recursive:
+                    problems.append((full, f"{full} is a folder, not an image file (--recursive looks inside)"))
+            else:
+                problems.append((full, f"{full} is {file_kind(mode)}, not an image file"))
+    return sorted(found), problems
+
+
+def _top_level(folder, onerror):
+    """os.walk's (top, dirs, files) for `folder` alone."""
+    import os
+
+    try:
+        with os.scandir(folder) as scan:
+            entries = list(scan)
+    except OSError as exc:
+        onerror(exc)
+        return
+    dirs = [e.name for e in entries if _is_dir(e)]
+    yield str(folder), dirs, [e.name for e in entries if e.name not in set(dirs)]
+
+
+def _is_dir(entry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _progress(total: int):
@@ -81,6 +152,8 @@ def _progress(total: int):
 
 def _text_line(p) -> str:
     if p.digit is None:
+        if p.note and p.note.startswith("no digit found"):  # the note already says so, and why
+            return f"{p.source}: {p.note}"
         return f"{p.source}: no digit found" + (f" ({p.note})" if p.note else "")
     top = ", ".join(f"{d} {q:.3f}" for d, q in p.top(3))
     flag = "  UNSURE" if p.unsure else ""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from digitlab.serve.settings import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MIN_CONFIDENCE
+from digitlab.serve.settings import (
+    DEFAULT_BODY_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MIN_CONFIDENCE,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -22,6 +24,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help=f"largest request body in bytes, 413 above (default {DEFAULT_MAX_BYTES:,})")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"largest image in pixels, checked before decoding, 413 above (default {DEFAULT_MAX_PIXELS:,})")
+    p.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT, metavar="SECONDS",
+                   help=f"a client that has not sent its whole body after this long gets 408 "
+                        f"(default {DEFAULT_BODY_TIMEOUT:g})")
     p.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                    help="answers whose top probability is under this are flagged unsure (default: 0.95 for a model "
                         "calibrated with `digitlab calibrate`, as the shipped one is; 0.7 otherwise)")
@@ -67,7 +72,7 @@ def run(args) -> int:
 
     settings = ServeSettings(model=args.model, runtime=args.runtime, threads=args.threads,
                              max_bytes=args.max_bytes, max_pixels=args.max_pixels,
-                             min_confidence=args.min_confidence)
+                             min_confidence=args.min_confidence, body_timeout=args.body_timeout)
     _check_port_free(args.host, args.port)
     settings.apply_threads()
     # Load once here so that a bad --model is one clear error before any server starts.
@@ -81,10 +86,12 @@ def run(args) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"digitlab serve: listening on {args.host}: reachable from other machines", file=sys.stderr)
 
-    common = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=not args.no_access_log)
+    # An idle keep-alive connection is closed after DEFAULT_KEEP_ALIVE s, a slow body after --body-timeout.
+    common = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=not args.no_access_log,
+                  timeout_keep_alive=DEFAULT_KEEP_ALIVE)
     if args.workers == 1:
         app = create_app(recognizer=recognizer, max_bytes=settings.max_bytes, max_pixels=settings.max_pixels,
-                         min_confidence=settings.min_confidence)
+                         min_confidence=settings.min_confidence, body_timeout=settings.body_timeout)
         uvicorn.run(app, **common)
     else:
         # uvicorn starts each worker by importing the factory; the options travel in the environment.

@@ -22,7 +22,7 @@ import numpy as np
 
 from digitlab import __version__
 from digitlab.errors import ConfigError, ImageError
-from digitlab.inference.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
+from digitlab.inference.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decoded_scale, load_image
 
 RUNTIMES = ("torch", "onnx")
 BATCH = 1024  # images per model call
@@ -319,8 +319,9 @@ class Recognizer:
         # The segments come back with the 28x28 images and raw probabilities they were read with.
         segments = segment_line(ink.ink, ink.mask, classify=self.predict_batch28)
         digits = tuple(self._prediction(source, s.image28, s.probs, note) for s in segments)
-        width, height = ink.ink.shape[1] / ink.scale, ink.ink.shape[0] / ink.scale
-        boxes = tuple(_input_box(s.box, ink.scale, width, height) for s in segments)
+        scale = ink.scale * decoded_scale(pil)  # working pixels per input pixel (decoding may reduce too)
+        width, height = ink.ink.shape[1] / scale, ink.ink.shape[0] / scale
+        boxes = tuple(_input_box(s.box, scale, width, height) for s in segments)
         number = "".join(self.classes[d.digit] for d in digits)
         confidence = float(np.prod([d.confidence for d in digits])) if digits else 0.0
         unsure = not digits or any(d.unsure for d in digits)

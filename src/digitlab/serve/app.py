@@ -32,7 +32,9 @@ from digitlab.serve.batcher import Batcher
 from digitlab.serve.errors import ApiError, install_error_handlers
 from digitlab.serve.inputs import parse_request
 from digitlab.serve.limits import ServeLimits
-from digitlab.serve.settings import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MIN_CONFIDENCE
+from digitlab.serve.settings import (
+    DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MIN_CONFIDENCE,
+)
 
 log = logging.getLogger("digitlab.serve")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -48,15 +50,17 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_confidence: float | None = DEFAULT_MIN_CONFIDENCE,
     runtime: str = "torch",
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> FastAPI:
     """Build the app.
 
     recognizer: an already loaded Recognizer (it keeps its own confidence threshold), or None: then
       `model` (a run folder or model file; None = the shipped model) is loaded once, at startup, by the
       lifespan, with `runtime` and `min_confidence`.
-    max_bytes: largest request body (413 above); max_pixels: largest image, from its header (413 above).
+    max_bytes: largest request body (413 above); max_pixels: largest image, from its header (413 above);
+    body_timeout: seconds a client has to send its body (408 after).
     """
-    limits = ServeLimits(max_bytes=max_bytes, max_pixels=max_pixels)
+    limits = ServeLimits(max_bytes=max_bytes, max_pixels=max_pixels, body_timeout=body_timeout)
     if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
         from digitlab.errors import ConfigError
 
@@ -215,4 +219,5 @@ def app_from_env() -> FastAPI:
     settings = ServeSettings.from_env()
     settings.apply_threads()
     return create_app(model=settings.model, max_bytes=settings.max_bytes, max_pixels=settings.max_pixels,
-                      min_confidence=settings.min_confidence, runtime=settings.runtime)
+                      min_confidence=settings.min_confidence, runtime=settings.runtime,
+                      body_timeout=settings.body_timeout)

@@ -23,6 +23,7 @@ _KINDS = {
     400: "bad request",
     404: "not found",
     405: "method not allowed",
+    408: "request timeout",
     413: "payload too large",
     415: "unsupported media type",
     422: "unprocessable input",

@@ -65,16 +65,17 @@ async def parse_request(request: Request, limits: ServeLimits) -> RequestInput:
     if media == "multipart/form-data":
         return await _from_multipart(request, limits)
     if media == "application/json" or media.endswith("+json"):
-        return parse_json(await read_body(request, limits.max_bytes))
+        return parse_json(await read_body(request, limits.max_bytes, limits.body_timeout))
     if _is_image_type(media):
-        return RequestInput(image=_non_empty(await read_body(request, limits.max_bytes), "the request body"))
+        body = await read_body(request, limits.max_bytes, limits.body_timeout)
+        return RequestInput(image=_non_empty(body, "the request body"))
     if not media:
         raise ApiError(415, f"the request has no Content-Type: {_ACCEPTED}")
     raise ApiError(415, f"Content-Type {media!r} is not supported: {_ACCEPTED}")
 
 
 async def _from_multipart(request: Request, limits: ServeLimits) -> RequestInput:
-    body = await read_body(request, limits.max_bytes)
+    body = await read_body(request, limits.max_bytes, limits.body_timeout)
 
     async def chunks():
         yield body

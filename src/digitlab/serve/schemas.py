@@ -74,6 +74,7 @@ class ErrorOut(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorOut, "description": "the body did not arrive within the server's --body-timeout"},
     413: {"model": ErrorOut, "description": "body over max_bytes, or image over max_pixels"},
     415: {"model": ErrorOut, "description": "not multipart, JSON or image/*; or the upload is not an image"},
     422: {"model": ErrorOut, "description": "undecodable, empty or malformed input"},

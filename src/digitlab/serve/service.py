@@ -7,18 +7,18 @@ without a lock. Each returns a JSON-ready dict or raises ApiError / ImageError.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from digitlab import __version__
 from digitlab.errors import ImageError
+from digitlab.inference.limits import DEFAULT_MAX_PIXELS
 from digitlab.serve.errors import ApiError
 from digitlab.serve.limits import ServeLimits
+from digitlab.serve.memory import DECODE_GATE
 
 
 def load_recognizer(model, *, runtime: str = "torch", min_confidence: float | None = None,
-                    max_pixels: int = 40_000_000):
+                    max_pixels: int = DEFAULT_MAX_PIXELS):
     """Recognizer.load with the server's settings; `model` None means the shipped model."""
     from digitlab.inference.recognizer import Recognizer
 
@@ -26,8 +26,10 @@ def load_recognizer(model, *, runtime: str = "torch", min_confidence: float | No
 
 
 def model_info(recognizer, min_confidence: float | None) -> dict:
-    """recognizer.info (name, architecture, metrics, versions, runtime) plus the serving threshold."""
+    """recognizer.info (name, architecture, metrics, versions, runtime) plus the serving threshold;
+    never the model's path on the server's disk (its name says which model it is)."""
     info = dict(getattr(recognizer, "info", {}) or {})
+    info.pop("path", None)
     info.setdefault("metrics", {})
     info.setdefault("digitlab_version", __version__)
     info["min_confidence"] = float(getattr(recognizer, "min_confidence", min_confidence or 0.7))
@@ -35,33 +37,19 @@ def model_info(recognizer, min_confidence: float | None) -> dict:
 
 
 def decode(data: bytes, limits: ServeLimits):
-    """(PIL image, note) from an upload; 413 when the header declares more than max_pixels, 422 when
-    the bytes are not a readable image."""
-    from digitlab.inference.decode import load_image
+    """(PIL image, reduced to the working size, note) from an upload; 413 when the header declares
+    more than max_pixels, 422 when the bytes are not a readable image. Big images wait for a decode
+    slot (see memory.DecodeGate)."""
+    from digitlab.inference.decode import header_pixels, load_image
 
+    pixels = header_pixels(data)
     try:
-        return load_image(data, max_pixels=limits.max_pixels, max_bytes=limits.max_bytes)
+        with DECODE_GATE.decoding(pixels if pixels <= limits.max_pixels else 0):
+            return load_image(data, max_pixels=limits.max_pixels, max_bytes=limits.max_bytes)
     except ImageError as exc:
-        # Only on failure: was it the pixel limit (a size limit: 413) or a bad file (422)?
-        status = 413 if _header_pixels(data) > limits.max_pixels else 422
+        # The pixel limit is a size limit (413); anything else is a bad file (422).
+        status = 413 if pixels > limits.max_pixels else 422
         raise ApiError(status, " ".join(str(exc).split())) from None
-
-
-def _header_pixels(data: bytes) -> int:
-    """width * height from the image header alone (0 when the header cannot be read)."""
-    import warnings
-
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as image:  # lazy: reads the header only
-                return image.width * image.height
-    except Image.DecompressionBombError:
-        return 1 << 62
-    except Exception:  # noqa: BLE001 - any unreadable header simply is not a size problem
-        return 0
 
 
 def predict_image(recognizer, data: bytes, filename: str | None, include_image: bool, limits: ServeLimits) -> dict:

@@ -10,12 +10,14 @@ import os
 from dataclasses import dataclass, fields
 
 from digitlab.errors import ConfigError
+from digitlab.inference.limits import DEFAULT_MAX_PIXELS  # noqa: F401 - one pixel limit for CLI, API and server
 
 _PREFIX = "DIGITLAB_SERVE_"
 
 # Defaults, here rather than in limits.py so that the CLI can show them without importing FastAPI.
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # a phone photo is 2-8 MB; base64 JSON adds a third
-DEFAULT_MAX_PIXELS = 40_000_000       # checked from the header; decoded RGB of 40 MP is 120 MB
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds to send a whole body: a phone upload at 3 Mbit/s needs about 25
+DEFAULT_KEEP_ALIVE = 5       # seconds an idle keep-alive connection stays open
 DEFAULT_MIN_CONFIDENCE = None  # the model's own default: see digitlab.inference.recognizer.default_min_confidence
 
 
@@ -27,12 +29,15 @@ class ServeSettings:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_confidence: float | None = DEFAULT_MIN_CONFIDENCE
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.runtime not in ("torch", "onnx"):
             raise ConfigError(f"runtime must be torch or onnx, got {self.runtime!r}")
         if self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if not self.body_timeout > 0:
+            raise ConfigError(f"body_timeout must be > 0 seconds, got {self.body_timeout}")
 
     def to_env(self) -> dict[str, str]:
         return {_PREFIX + f.name.upper(): "" if getattr(self, f.name) is None else str(getattr(self, f.name))
@@ -46,7 +51,8 @@ class ServeSettings:
             raw = env.get(_PREFIX + f.name.upper())
             if raw is None or raw == "":
                 continue
-            kind = {"threads": int, "max_bytes": int, "max_pixels": int, "min_confidence": float}.get(f.name, str)
+            kind = {"threads": int, "max_bytes": int, "max_pixels": int, "min_confidence": float,
+                    "body_timeout": float}.get(f.name, str)
             try:
                 values[f.name] = kind(raw)
             except ValueError:
