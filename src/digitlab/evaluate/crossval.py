@@ -14,6 +14,7 @@ as Keras's fresh models would, and each fold is reproducible by itself.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,71 +22,22 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from digitlab.errors import ConfigError
+from digitlab.evaluate import cv_store
+from digitlab.evaluate.folds import FoldResult, FoldTask, make_splits
+from digitlab.models.registry import build_model
 from digitlab.train.config import TrainConfig
-
-
-@dataclass(frozen=True)
-class FoldTask:
-    """Everything one fold needs except the data arrays; small and picklable."""
-
-    fold: int  # 0-based
-    train_idx: np.ndarray  # int64 indices into the CV pool
-    test_idx: np.ndarray
-    model_name: str
-    model_kwargs: dict
-    config: TrainConfig  # config.seed is this fold's seed (the run's seed + fold)
-    record_weights: bool = False  # add weight fingerprints to FoldResult.extra (tests)
-
-
-@dataclass
-class FoldResult:
-    fold: int
-    accuracy: float  # on the fold's test images, in [0, 1]
-    loss: float  # mean cross-entropy on the fold's test images
-    history: dict  # History as a plain dict of lists
-    train_time_s: float
-    n_train: int
-    n_test: int
-    node_id: str | None = None  # the Ray executor fills this
-    pid: int | None = None
-    # "test_proba": float32 (n_test, C) softmax of the fold's test images, in test_idx order;
-    # "weights_first_batch"/"weights_final": SHA-256 of the weights before the first and after the
-    # last optimizer step (record_weights only).
-    extra: dict = field(default_factory=dict)
-
-
-def make_splits(n_or_y, folds: int = 5, seed: int | None = 1, shuffle: bool = True,
-                stratified: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
-    """scikit-learn's KFold (or StratifiedKFold) indices, as int64 (train_idx, test_idx) pairs.
-
-    n_or_y: the pool size, or its labels (needed for stratified splits).
-    Identical to `KFold(folds, shuffle=True, random_state=seed).split(range(n))`.
-    """
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    labels = None if np.isscalar(n_or_y) else np.asarray(n_or_y)
-    n = int(n_or_y) if labels is None else len(labels)
-    if not isinstance(folds, (int, np.integer)) or folds < 2:
-        raise ConfigError(f"folds must be an integer >= 2, got {folds!r}")
-    if n < folds:
-        raise ConfigError(f"cannot split {n} images into {folds} folds: use fewer folds or more data")
-    if stratified and labels is None:
-        raise ConfigError("stratified splits need the labels: pass y instead of the pool size")
-    random_state = seed if shuffle else None
-    splitter = (StratifiedKFold if stratified else KFold)(int(folds), shuffle=shuffle, random_state=random_state)
-    try:
-        pairs = splitter.split(np.zeros((n, 1)), labels if stratified else None)
-        return [(tr.astype(np.int64), te.astype(np.int64)) for tr, te in pairs]
-    except ValueError as exc:  # e.g. a class with fewer members than folds
-        raise ConfigError(f"cannot make {folds} {'stratified ' if stratified else ''}folds: {exc}") from None
+from digitlab.train.device import resolve_device, seed_everything
+from digitlab.train.loop import fit
+from digitlab.train.predict import predict_logits
+from digitlab.train.tensors import to_input_tensor, to_label_tensor
 
 
 def weights_fingerprint(model) -> str:
     """SHA-256 of every tensor in the model's state dict (names and bytes), for identity checks."""
-    import hashlib
-
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
@@ -94,36 +46,23 @@ def weights_fingerprint(model) -> str:
 
 
 def _take(array, idx: np.ndarray):
-    import torch
-
     if isinstance(array, torch.Tensor):
         return array[torch.from_numpy(idx)]
     return array[idx]  # fancy indexing: one copy of the fold's images, sliced once
 
 
 def _score(model, x_t, y_t, config: TrainConfig) -> tuple[np.ndarray, float, float]:
-    """Softmax, mean cross-entropy and accuracy on prepared tensors, in big eval batches."""
-    import torch
-    import torch.nn.functional as F
-
+    """Softmax, mean cross-entropy and accuracy on prepared tensors, in big eval batches (float32 on a
+    CPU: these are the fold's reported scores)."""
     amp = config.amp and x_t.device.type == "cuda"
-    model.eval()
-    probas, loss_sum, correct = [], 0.0, 0
-    with torch.no_grad(), torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=amp):
-        for i in range(0, len(x_t), config.eval_batch_size):
-            logits = model(x_t[i : i + config.eval_batch_size]).float()
-            yb = y_t[i : i + config.eval_batch_size]
-            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-            correct += int((logits.argmax(1) == yb).sum())
-            probas.append(torch.softmax(logits, dim=1).cpu())
-    return torch.cat(probas).numpy(), loss_sum / len(x_t), correct / len(x_t)
+    logits = predict_logits(model, x_t, config.eval_batch_size, x_t.device, amp=amp)
+    loss = float(F.cross_entropy(logits, y_t))
+    accuracy = int((logits.argmax(1) == y_t).sum()) / len(y_t)
+    return torch.softmax(logits, dim=1).cpu().numpy(), loss, accuracy
 
 
 def train_fold(model, task: FoldTask, x, y) -> FoldResult:
     """Fit `model` (fresh or not: the caller decides) on the fold's training part, score its test part."""
-    from digitlab.train.device import resolve_device
-    from digitlab.train.loop import fit, to_input_tensor, to_label_tensor
-
     device = resolve_device(task.config.device)
     x_train, y_train = _take(x, task.train_idx), _take(y, task.train_idx)
     # The test fold becomes tensors once: fit validates on them every epoch and we score them after.
@@ -152,9 +91,6 @@ def run_fold(task: FoldTask, x, y) -> FoldResult:
     x: uint8 (N, 28, 28) images of the whole CV pool (numpy or tensor); y: int64 labels (N,).
     Pure: the result depends only on the task and the data (module level, so Ray can ship it).
     """
-    from digitlab.models.registry import build_model
-    from digitlab.train.device import seed_everything
-
     seed_everything(task.config.seed)
     model = build_model(task.model_name, **task.model_kwargs)
     return train_fold(model, task, x, y)
@@ -178,9 +114,6 @@ class LocalExecutor:
 
 def _run_reusing_model(tasks: Sequence[FoldTask], x, y, on_result) -> list[FoldResult]:
     """The article's protocol: ONE network, trained on in every fold (leaks from fold 2 on)."""
-    from digitlab.models.registry import build_model
-    from digitlab.train.device import seed_everything
-
     seed_everything(tasks[0].config.seed)
     model = build_model(tasks[0].model_name, **tasks[0].model_kwargs)
     results = []
@@ -262,9 +195,6 @@ def cross_validate(model_name: str, x, y, *, folds: int = 5, config: TrainConfig
     it completes (see digitlab.evaluate.cv_store) and `resume=True` skips folds already saved there.
     on_result(FoldResult) is called for every fold, saved ones included, as they become available.
     """
-    from digitlab.evaluate import cv_store
-    from digitlab.models.registry import build_model
-
     model_kwargs = dict(model_kwargs or {})
     if len(x) != len(y):
         raise ConfigError(f"got {len(x)} images but {len(y)} labels: they must match")

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.errors import ConfigError
+from digitlab.evaluate.folds import FoldResult
+from digitlab.files import read_json, write_bytes, write_json
+from digitlab.train.history import History
 
 FOLD_DIR = "folds"
 
@@ -40,9 +43,6 @@ def task_key(task, reuse_model: bool) -> str:
 
 def save_fold(out: Path, result, key: str) -> None:
     """Write the fold's probabilities, history and JSON (the JSON last: it marks the fold as done)."""
-    from digitlab.files import write_bytes, write_json
-    from digitlab.train.history import History
-
     folder = Path(out) / FOLD_DIR
     stem = _stem(result.fold)
     extra = dict(result.extra)
@@ -64,9 +64,6 @@ def load_folds(out: Path, keys: dict[int, str]) -> dict:
 
     A saved fold made with other settings is a ConfigError: resuming would mix two experiments.
     """
-    from digitlab.evaluate.crossval import FoldResult
-    from digitlab.files import read_json
-
     folder = Path(out) / FOLD_DIR
     done = {}
     for fold, key in keys.items():

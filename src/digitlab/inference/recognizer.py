@@ -122,11 +122,11 @@ class TorchBackend:
     def __call__(self, x28: np.ndarray) -> np.ndarray:
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(x28, dtype=np.float32)).reshape(-1, 1, 28, 28).to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            return torch.softmax(self.fast(x).float(), dim=1).cpu().numpy()
+        from digitlab.train.predict import predict_logits
+
+        x = np.ascontiguousarray(x28, dtype=np.float32).reshape(-1, 1, 28, 28)
+        logits = predict_logits(self.fast, x, device=self.device, channels_last=self.channels_last)
+        return torch.softmax(logits, dim=1).cpu().numpy()
 
 
 def _is_convnet(model) -> bool:

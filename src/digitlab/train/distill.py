@@ -16,13 +16,16 @@ instead of one per step, which would cost far more than training the student.
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
+
 from digitlab.errors import ConfigError
+from digitlab.models.storage import load_model, load_model_meta, pretrained_path
+from digitlab.train.predict import predict_logits
 
 
 def load_teacher(spec: str, device):
     """The teacher model from a run folder, a .safetensors file, or "pretrained" (the shipped model)."""
-    from digitlab.models.storage import load_model
-
     return load_model(None if spec == "pretrained" else spec, device=str(device))
 
 
@@ -30,8 +33,6 @@ def teacher_provenance(spec: str, dataset: str | None = None) -> dict:
     """What the teacher was, for the student's model.json: "pretrained" names whatever ships at the
     time, so its weights' SHA-256 is what identifies it later. With `dataset`, a teacher recorded as
     trained on another dataset is refused: its soft targets would be confidently wrong."""
-    from digitlab.models.storage import load_model_meta, pretrained_path
-
     meta = load_model_meta(pretrained_path() if spec == "pretrained" else spec)
     taught_on = (meta.get("metrics") or {}).get("dataset")
     if dataset and taught_on and taught_on != dataset:
@@ -43,14 +44,7 @@ def teacher_provenance(spec: str, dataset: str | None = None) -> dict:
 
 def teacher_targets(teacher, x, temperature: float, num_classes: int, amp: bool, batch_size: int = 2048):
     """float32 (N, C): the teacher's softmax(logits / temperature) for images x (N, 1, 28, 28)."""
-    import torch
-
-    teacher.eval()
-    chunks = []
-    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        for i in range(0, len(x), batch_size):
-            chunks.append(torch.softmax(teacher(x[i : i + batch_size].float()).float() / temperature, dim=1))
-    soft = torch.cat(chunks)
+    soft = torch.softmax(predict_logits(teacher, x, batch_size, x.device, amp=amp) / temperature, dim=1)
     if soft.shape[1] != num_classes:
         raise ConfigError(f"the teacher predicts {soft.shape[1]} classes but the student {num_classes}: "
                           "distil from a model trained on the same dataset")
@@ -59,7 +53,5 @@ def teacher_targets(teacher, x, temperature: float, num_classes: int, amp: bool,
 
 def distillation_loss(logits, soft_targets, temperature: float):
     """T^2 * KL(soft_targets || softmax(logits / T)), averaged over the batch (float32)."""
-    import torch.nn.functional as F
-
     log_student = F.log_softmax(logits.float() / temperature, dim=1)
     return F.kl_div(log_student, soft_targets, reduction="batchmean") * temperature**2

@@ -15,40 +15,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, update_bn
+
 from digitlab.errors import ConfigError
+from digitlab.train.augment import make_augment
 from digitlab.train.callbacks import Callback, CallbackList
 from digitlab.train.config import TrainConfig
+from digitlab.train.device import configure_threads, cpu_float_mode, resolve_device, use_cpu_bf16
+from digitlab.train.distill import distillation_loss, load_teacher, teacher_targets
+from digitlab.train.fused_mlp import FusedMLPStep, unsupported_reason
 from digitlab.train.history import History
-
-
-def to_input_tensor(x, device=None, dtype=None):
-    """uint8 (N, 28, 28) images (numpy or tensor) -> float (N, 1, 28, 28) in [0, 1] on `device`.
-
-    dtype: float32 by default; bfloat16 converts straight from uint8 (exact: every 0-255 integer is
-    a bfloat16, and the quotient is rounded once), without a float32 copy of the whole set.
-    """
-    import numpy as np
-    import torch
-
-    dtype = dtype or torch.float32
-    # torch.tensor copies: datasets hand out read-only (shared, cached) arrays.
-    t = torch.tensor(x) if isinstance(x, np.ndarray) else torch.as_tensor(x)
-    if t.ndim == 3:
-        t = t.unsqueeze(1)
-    if t.ndim != 4 or tuple(t.shape[1:]) != (1, 28, 28):
-        raise ConfigError(f"images must be shaped (N, 28, 28) or (N, 1, 28, 28), got {tuple(t.shape)}")
-    t = t.to(device)
-    if t.dtype == torch.uint8:
-        return t.to(dtype).div_(255.0)
-    return t.to(dtype)
-
-
-def to_label_tensor(y, device=None):
-    import numpy as np
-    import torch
-
-    t = torch.tensor(np.asarray(y)) if not isinstance(y, torch.Tensor) else y
-    return t.to(device=device, dtype=torch.long)
+from digitlab.train.native import missing_reason
+from digitlab.train.optim import make_optimizer, make_scheduler
+from digitlab.train.predict import predict_logits
+from digitlab.train.progress import default_progress
+from digitlab.train.tensors import to_input_tensor, to_label_tensor
 
 
 @dataclass
@@ -89,8 +72,6 @@ class TrainState:
 
 
 def _split_validation(x, y, n_val: int, seed: int):
-    import torch
-
     if n_val >= len(x):
         raise ConfigError(f"val split ({n_val}) must be smaller than the training set ({len(x)} images)")
     # Its own generator, so the split is the same whatever the model or training seed does.
@@ -101,21 +82,8 @@ def _split_validation(x, y, n_val: int, seed: int):
 
 def evaluate_tensors(model, x, y, batch_size: int = 2048, amp: bool = False) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of `model` on prepared tensors, in eval mode."""
-    import torch
-    import torch.nn.functional as F
-
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
-    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        for i in range(0, len(x), batch_size):
-            logits = model(x[i : i + batch_size]).float()
-            yb = y[i : i + batch_size]
-            loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-            correct += (logits.argmax(1) == yb).sum()
-    model.train(was_training)
-    return float(loss_sum) / len(x), float(correct) / len(x)
+    logits = predict_logits(model, x, batch_size, x.device, amp=amp)
+    return float(F.cross_entropy(logits, y)), int((logits.argmax(1) == y).sum()) / len(y)
 
 
 def fit(
@@ -134,12 +102,6 @@ def fit(
     validation_data: (x_val, y_val), evaluated after every epoch (val_loss, val_accuracy).
     With `config.val_split > 0` the validation set is carved from (x, y) instead.
     """
-    import torch
-
-    from digitlab.train.device import cpu_float_mode, configure_threads, resolve_device, use_cpu_bf16
-    from digitlab.train.optim import make_optimizer, make_scheduler
-    from digitlab.train.progress import default_progress
-
     config = config or TrainConfig()
     if len(x) != len(y):
         raise ConfigError(f"got {len(x)} images but {len(y)} labels: they must match")
@@ -189,8 +151,6 @@ def fit(
 
     soft_t = None
     if config.teacher:
-        from digitlab.train.distill import load_teacher, teacher_targets
-
         with torch.no_grad():  # the student's class count, probed in eval mode: BN statistics stay as they are
             num_classes = model.eval()(x_t[:2].float()).shape[1]
         model.train()
@@ -203,22 +163,17 @@ def fit(
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
     augment = None
     if config.augment != "none":
-        from digitlab.train.augment import make_augment
-
         augment = make_augment(config.augment, **(config.augment_options or {}))
 
     state = TrainState(model, optimizer, scheduler, generator, config, device, steps_per_epoch)
     if config.ema_decay:
         state.ema = make_ema(model, config.ema_decay)
     # The article's mlp trains through a fused step with hand-written gradients (same result, about 2x faster).
-    from digitlab.train.fused_mlp import FusedMLPStep, unsupported_reason
 
     fused = None
     if unsupported_reason(model, config, device, augmenting=augment is not None, distilling=soft_t is not None) is None:
         fused = FusedMLPStep(model, optimizer, config, bf16=amp and cpu_bf16, x=x_t)
         if verbose and fused.kind == "torch":
-            from digitlab.train.native import missing_reason
-
             if missing_reason():  # say once why this run is slower than it could be, and how to fix it
                 print(f"note: {missing_reason()} (about 1.4x slower)", file=sys.stderr)
     cbs = CallbackList([*( [default_progress()] if verbose else []), *callbacks])
@@ -268,8 +223,6 @@ def make_ema(model, decay: float):
 
     Its module is a copy of the model; `update_parameters(model)` after each step moves its weights
     (1 - d) of the way to the model's (the first call copies) and copies the model's buffers."""
-    from torch.optim.swa_utils import AveragedModel
-
     return AveragedModel(model, multi_avg_fn=ema_update(decay), use_buffers=False)
 
 
@@ -278,8 +231,6 @@ def ema_update(decay: float):
     n updates d = min(decay, (1 + n) / (10 + n)). Why: at a fixed 0.999 a run of a few hundred steps
     ends with an average that is mostly its initial weights (one epoch of 5,000 images: 15% accuracy).
     The decay is computed on the device from AveragedModel's counter, so no step waits for the host."""
-    import torch
-
     @torch.no_grad()
     def update(averaged: list, current: list, n_averaged) -> None:
         n = n_averaged.to(averaged[0].dtype)
@@ -298,9 +249,6 @@ def recalibrate_ema(state: TrainState, x_t, amp: bool) -> None:
     images, 10 epochs, decay 0.999) the average scored validation loss 0.94 against the model's 0.12.
     The images are the clean training images (what the model is tested on), in the training precision;
     dropout's random draws come from a forked RNG, so training's own stream is untouched."""
-    import torch
-    from torch.optim.swa_utils import update_bn
-
     size = state.config.eval_batch_size
     batches = (x_t[i : i + size] for i in range(0, min(len(x_t), EMA_BN_IMAGES), size))
     devices = [state.device] if state.device.type == "cuda" else []
@@ -315,8 +263,6 @@ def kept_model(state: TrainState, forward):
 
 def _start_epoch(state: TrainState) -> None:
     """Zero the epoch's running loss and accuracy (tensors, so that no step waits for the host)."""
-    import torch
-
     state._loss_sum = torch.zeros((), device=state.device)
     state._correct = torch.zeros((), device=state.device, dtype=torch.long)
     state._seen = 0
@@ -329,8 +275,6 @@ def _shuffle_epoch(state: TrainState, x_t, y_t):
     The whole set is shuffled with one gather into a buffer kept across epochs; batches are then
     contiguous views. One big copy costs less than a small gather per step.
     """
-    import torch
-
     perm = torch.randperm(len(x_t), device=state.device, generator=state.generator)
     if state._shuffled is None or state._shuffled.shape != x_t.shape or state._shuffled.dtype != x_t.dtype:
         state._shuffled = torch.empty_like(x_t)
@@ -342,12 +286,7 @@ def _train_one_epoch(state: TrainState, x_t, y_t, forward, augment, amp: bool, c
     """One pass over the training tensors in `randperm` slices; metrics stay in tensors.
 
     soft_t: the teacher's soft targets (N, C) for distillation, shuffled along with the images."""
-    import torch
-    import torch.nn.functional as F
-
     config, device, optimizer = state.config, state.device, state.optimizer
-    if soft_t is not None:
-        from digitlab.train.distill import distillation_loss
     _start_epoch(state)
     x_epoch, y_epoch, perm = _shuffle_epoch(state, x_t, y_t)
     soft_epoch = soft_t[perm] if soft_t is not None else None
