@@ -9,7 +9,7 @@ no margin, as PNGs); realdigits-dev per source and per kind (measured only: noth
 stress sets generated (seeded) from MNIST test digits and held-out fonts (see real_world_sets.py).
 Also: how often `read` answers what `predict` answers on single digits.
 
-    .venv/bin/python bench/real_world.py            # about 3-4 minutes on 2 cores
+    .venv/bin/python bench/real_world.py            # about 3 minutes on one core of a 2-core machine
     .venv/bin/python bench/real_world.py --quick    # smoke test
 
 Ends with one JSON line of the figures.
