@@ -12,7 +12,7 @@ from datalayer_helpers import OFFICIAL_NAMES, spec_for, tiny_arrays, write_tiny_
 from digitlab.data.dataset import load_dataset
 from digitlab.data.locate import cache_dir, cache_root, resolve_data_dir
 from digitlab.data.sources import DATASETS, get_spec
-from digitlab.errors import ConfigError, DataError
+from digitlab.errors import ConfigError, DataError, DownloadError
 
 
 @pytest.fixture
@@ -95,12 +95,57 @@ def test_explicit_root_instead_of_dataset_folder_gets_a_hint(tmp_path, register_
 
 def test_no_download_says_where_it_looked(tmp_path, monkeypatch, register_spec, isolated_data_env):
     register_spec(spec_for(tiny_arrays()))
+    (tmp_path / "root").mkdir()
     monkeypatch.setenv("DIGITLAB_DATA_DIR", str(tmp_path / "root"))
     with pytest.raises(DataError) as info:
         load_dataset("tiny", download=False)
     message = str(info.value)
     assert str(tmp_path / "root" / "tiny") in message and str(isolated_data_env / "tiny") in message
     assert "downloads are off" in message and "--data-dir" in message and "digitlab data download" in message
+
+
+def test_missing_env_root_is_an_error_not_a_download(tmp_path, monkeypatch, register_spec):
+    register_spec(spec_for(tiny_arrays(), mirrors=("http://127.0.0.1:9/never/",)))
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(tmp_path / "no-such-root"))
+    with pytest.raises(DataError) as info:
+        resolve_data_dir("tiny")
+    assert not isinstance(info.value, DownloadError)
+    assert f"DIGITLAB_DATA_DIR={tmp_path / 'no-such-root'}" in str(info.value)
+    assert "does not exist" in str(info.value) and "ROOT/tiny" in str(info.value)
+
+
+def test_env_root_pointing_at_the_dataset_folder_names_its_parent(tmp_path, monkeypatch, register_spec):
+    arrays = tiny_arrays()
+    register_spec(spec_for(arrays, mirrors=("http://127.0.0.1:9/never/",)))
+    write_tiny_folder(tmp_path / "data" / "tiny", arrays)
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(tmp_path / "data" / "tiny"))
+    with pytest.raises(DataError, match=f"set DIGITLAB_DATA_DIR={tmp_path / 'data'}$"):
+        resolve_data_dir("tiny")
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(tmp_path / "data"))  # the fix it names works
+    assert resolve_data_dir("tiny") == tmp_path / "data" / "tiny"
+
+
+def test_env_dataset_folder_with_some_files_names_the_missing_ones(tmp_path, monkeypatch, register_spec):
+    arrays = tiny_arrays()
+    register_spec(spec_for(arrays))
+    write_tiny_folder(tmp_path / "root" / "tiny", arrays)
+    (tmp_path / "root" / "tiny" / "train-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(tmp_path / "root"))
+    with pytest.raises(DataError, match=r"lacks train-labels-idx1-ubyte\.gz"):
+        resolve_data_dir("tiny")
+
+
+def test_failed_download_after_env_root_says_where_it_looked(tmp_path, monkeypatch, mirror_server,
+                                                             register_spec, isolated_data_env):
+    _, base, _ = mirror_server
+    register_spec(spec_for(tiny_arrays(), mirrors=(f"{base}/absent/",)))
+    (tmp_path / "root" / "other-dataset").mkdir(parents=True)
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(tmp_path / "root"))
+    with pytest.raises(DownloadError) as info:
+        resolve_data_dir("tiny")
+    message = str(info.value)
+    assert str(tmp_path / "root" / "tiny") in message and str(isolated_data_env / "tiny") in message
+    assert f"{base}/absent/" in message
 
 
 def test_relative_env_root_is_resolved(tmp_path, monkeypatch, register_spec):

@@ -3,7 +3,9 @@
 Lookup order (first match wins):
 1. an explicit folder (`data_dir`, the CLI's --data-dir) that holds the dataset's files. If it does
    not hold them, that is an error: an explicit choice never silently falls through;
-2. $DIGITLAB_DATA_DIR/<dataset>: the env var names a ROOT with one sub-folder per dataset;
+2. $DIGITLAB_DATA_DIR/<dataset>: the env var names a ROOT with one sub-folder per dataset. A ROOT
+   that is missing, that holds the files itself, or whose <dataset> folder lacks some of them is an
+   error naming the fix; a ROOT without a <dataset> folder (it may hold other datasets) falls through;
 3. the user cache: $DIGITLAB_CACHE_DIR/<dataset> if set, else platformdirs' user cache
    (~/.cache/digitlab/<dataset>, honouring XDG_CACHE_HOME);
 4. a download into the cache, unless download=False (then a DataError says where it looked).
@@ -21,7 +23,7 @@ from pathlib import Path
 from digitlab.data.download import fetch
 from digitlab.data.filenames import find_file
 from digitlab.data.sources import ROLES, DatasetSpec, get_spec
-from digitlab.errors import DataError
+from digitlab.errors import DataError, DownloadError
 
 ENV_DATA_DIR = "DIGITLAB_DATA_DIR"
 ENV_CACHE_DIR = "DIGITLAB_CACHE_DIR"
@@ -102,6 +104,31 @@ def _check_explicit(folder: Path, spec: DatasetSpec) -> Path:
     return folder
 
 
+def _check_env_root(spec: DatasetSpec) -> Path | None:
+    """$DIGITLAB_DATA_DIR/<dataset> when it holds the dataset, None when the variable is unset or
+    ROOT has no files for it; DataError when the variable is set but cannot be what was meant."""
+    folder = env_dir(spec.name)
+    if folder is None:
+        return None
+    root = folder.parent
+    setting = f"{ENV_DATA_DIR}={os.environ[ENV_DATA_DIR]}"
+    layout = f"it names a ROOT folder with ROOT/{spec.name} holding {_expected_files(spec)}"
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is a file, not a folder"
+        raise DataError(f"{setting}: {root} {what}; {layout}. Set it to such a folder, or unset it")
+    if holds_dataset(folder, spec):
+        return folder
+    if holds_dataset(root, spec):
+        fix = (f"set {ENV_DATA_DIR}={root.parent}" if root.name == spec.name
+               else f"move them into {folder}, or pass --data-dir {root}")
+        raise DataError(f"{setting}: {root} holds the {spec.name} files itself, but {layout}: {fix}")
+    found, missing = find_idx_files(folder, spec) if folder.is_dir() else ({}, [])
+    if found:
+        raise DataError(f"{setting}: {folder} lacks {', '.join(missing)}; {layout}. Add the missing files "
+                        f"(or delete {folder} to use the cache)")
+    return None
+
+
 def resolve_data_dir(name: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The folder that holds dataset `name`, found in the lookup order above (downloading if allowed).
 
@@ -112,11 +139,11 @@ def resolve_data_dir(name: str, data_dir: str | os.PathLike | None = None, downl
         return _check_explicit(Path(data_dir).expanduser().resolve(), spec)
 
     looked: list[str] = []
-    from_env = env_dir(spec.name)
+    from_env = _check_env_root(spec)
     if from_env is not None:
-        if holds_dataset(from_env, spec):
-            return from_env
-        looked.append(f"${ENV_DATA_DIR}/{spec.name} ({from_env})")
+        return from_env
+    if env_dir(spec.name) is not None:
+        looked.append(f"${ENV_DATA_DIR}/{spec.name} ({env_dir(spec.name)})")
     else:
         looked.append(f"${ENV_DATA_DIR} (not set)")
 
@@ -131,4 +158,7 @@ def resolve_data_dir(name: str, data_dir: str | os.PathLike | None = None, downl
             f"run 'digitlab data download --dataset {spec.name}', or pass --data-dir DIR (a folder holding "
             f"{_expected_files(spec)}), or set {ENV_DATA_DIR}=ROOT with ROOT/{spec.name} holding them"
         )
-    return fetch(spec, cached)
+    try:
+        return fetch(spec, cached)
+    except DownloadError as error:
+        raise DownloadError(f"{spec.name} is not in {' nor '.join(looked)}, and {error}") from None
