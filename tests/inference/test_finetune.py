@@ -131,3 +131,27 @@ def test_finetune_end_to_end_learns_the_users_style_and_keeps_mnist(my_digits, s
     assert result.test["accuracy"] == pytest.approx(r["mnist_test"]["after"])
     text = "\n".join(report_lines(r))
     assert "30 for training, 10 held out (25% of each label, seed 0)" in text and "before ->" in text
+
+
+def test_train_images_cli_saves_a_run_that_loads_and_reports_before_and_after(capsys, my_digits, tmp_path):
+    import json
+
+    from digitlab.cli.main import main
+    from digitlab.models.storage import load_model
+
+    out = tmp_path / "mine"
+    argv = ["train", "--images", str(my_digits), "--epochs", "1", "--mix-mnist", "300", "--threads", "1",
+            "--device", "cpu", "-o", str(out), "--json"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "10 held out (25% of each label" in text and "MNIST test (10,000):" in text and "Saved to" in text
+    metrics = json.loads(text.strip().splitlines()[-1])
+    assert metrics["finetune"]["from"] == "pretrained" and metrics["finetune"]["holdout"]["n"] == 10
+    assert load_model(out).digitlab_meta["train_config"]["epochs"] == 1
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["finetune"]["mnist_test"]["after"] == pytest.approx(saved["test_accuracy"])
+    # Never over a saved model; and flags of a training from scratch are refused, in one line.
+    assert main(argv) == 2 and "already holds a model" in capsys.readouterr().err
+    assert main([*argv[:-3], "-o", str(tmp_path / "other"), "--preset", "best"]) == 2
+    err = capsys.readouterr().err
+    assert "drop --preset" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "other").exists()

@@ -119,6 +119,9 @@ def add_parser(subparsers) -> None:
     add_train_config_args(p)
     add_data_args(p)
     add_device_args(p)
+    from digitlab.cli.train_images import add_images_args
+
+    add_images_args(p)
     g = p.add_argument_group("checkpoints (see digitlab.train.checkpoint)")
     g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="write RUN_DIR/checkpoints/epoch-NNNN every N epochs (default: no checkpoints)")
@@ -172,6 +175,10 @@ def run(args) -> int:
 
     from digitlab.workflows.train_run import train_run
 
+    if args.images:
+        from digitlab.cli.train_images import finetune_source, run_images
+
+        return run_images(args, finetune_source(args))
     if args.resume:
         model, model_kwargs, config, output, callbacks = _resume_plan(args)
     else:

@@ -1,5 +1,5 @@
-"""`digitlab train --from RUN|--pretrained --images DIR`: fine-tune a trained model on your own labelled
-digits (see digitlab.inference.finetune) and save the result as a normal run folder."""
+"""`digitlab train [--from RUN|--pretrained] --images DIR`: fine-tune a trained model (the shipped one
+by default) on your own labelled digits (see digitlab.inference.finetune) and save a normal run folder."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ def add_images_args(parser: argparse.ArgumentParser) -> None:
     from digitlab.inference.finetune import FinetuneSettings
 
     d = FinetuneSettings()
-    g = parser.add_argument_group("fine-tune on your own digits (with --from RUN or --pretrained)")
+    g = parser.add_argument_group("fine-tune on your own digits")
     g.add_argument("--images", metavar="DIR", help="your labelled digits, DIR/<label>/*.png (labels 0-9): "
-                   f"fine-tunes the model; {d.holdout:.0%} of each label is held out to measure the gain")
+                   "fine-tunes the model given with --from RUN (default: the shipped model); "
+                   f"{d.holdout:.0%} of each label is held out to measure the gain")
     g.add_argument("--holdout", type=float, default=d.holdout, metavar="F",
                    help=f"share of each label's images held out (default {d.holdout})")
     g.add_argument("--mix-mnist", type=int, default=d.mnist_images, metavar="N",
@@ -36,7 +37,7 @@ def _finetune_config(args):
     given = [f"--{n.replace('_', '-')}" for n in NOT_WITH_IMAGES if getattr(args, n, None)]
     given += ["--model-arg"] if getattr(args, "model_arg", None) else []
     if given:
-        raise ConfigError(f"--images fine-tunes the model given with --from or --pretrained: drop {', '.join(given)}")
+        raise ConfigError(f"--images fine-tunes a trained model (--from RUN, or the shipped one): drop {', '.join(given)}")
     values = dict(FINETUNE_CONFIG)
     for name in (*CONFIG_FLAGS, *BOOL_FLAGS):
         value = getattr(args, name, None)
@@ -48,6 +49,15 @@ def _finetune_config(args):
         values["augment_options"] = parse_model_args(args.augment_arg, "--augment-arg")
     values["device"], values["threads"] = args.device, args.threads
     return TrainConfig.from_dict(values)
+
+
+def finetune_source(args) -> str | None:
+    """The model to fine-tune: `--from RUN` where given (argparse's dest "from"), else the shipped model
+    (also what `--pretrained` asks for)."""
+    source = getattr(args, "from", None)
+    if source in ("pretrained", "--pretrained") or getattr(args, "pretrained", False):
+        return None
+    return source
 
 
 def run_images(args, source: str | None) -> int:
