@@ -1,27 +1,20 @@
 """Ensemble diversity: do five members that differ beat five seeds of one recipe? On the validation split.
 
-Why: on an H200 five seeds of `best` (99.73-99.77% each) averaged to 99.76%, not the 99.80% the
-issue asks: the seeds make the same mistakes (14 of their 23-27 test errors all five make). Members
-that differ more are the usual answer (the MCDNN mixed input preprocessings). This measures the idea
-where it is cheap, before a GPU spends 5 x 40 epochs on it: every member trains on the same 55,000
-images and is scored on the same 5,000 held out (the split `--val-split 5000 --seed 0` carves); the
-test set is not looked at. Three ensembles of five, each member with its own seed:
+Why: five seeds of one recipe tend to make the same mistakes, so their average gains little over its
+best member; members that differ more are the usual answer. This measures that where it is cheap: every
+member trains on the same 55,000 images and is scored on the same 5,000 held out (the split
+`--val-split 5000 --seed 0` carves); the test set is only reported. Ensembles of five, member k of every
+group with the same seed:
 
 - seeds (the baseline, in the same run): the preset as it is;
 - widths: the preset's net at five widths;
 - recipes: five recipes (widths, augmentation, optimizer) that differ more;
-- longer (only when asked: `--groups seeds,longer`): stronger members instead, the preset at twice
-  its epochs (`--longer-factor 3`: three times);
-- ema (only when asked): the preset ending with the moving average of its weights (`--ema-decay`,
-  default 0.999) instead of its last step's weights;
-- custom (only when asked): the preset with the settings of `--custom JSON` changed, e.g. another
-  schedule and augmentation strength (`'{"schedule": "exponential", "augment_options": {"rotate": 20}}'`);
-- mcdnn (only when asked): the MCDNN's diversity, the preset's net and recipe with each member seeing its
-  digits at another width: as written, then normalised to 10, 13, 16 and 20 pixels (the `input_width`
-  layer, models/width_norm.py; Ciresan et al. used 10-20 in steps of 2).
+- custom (only when asked): the preset with the settings of `--custom JSON` changed, e.g. longer
+  training, weight averaging, another schedule or augmentation strength
+  (`'{"epochs": 20, "warmup_epochs": 2}'`, `'{"ema_decay": 0.999}'`,
+  `'{"schedule": "exponential", "augment_options": {"rotate": 20}}'`).
 
-seeds, longer, ema, custom and mcdnn work with any preset whose model takes `input_width` (fast, best,
-deep); widths and recipes only with the presets in VARIANTS.
+seeds and custom work with any preset; widths and recipes only with the presets in VARIANTS.
 
 Each prints its members' validation errors, the ensemble's (softmax average, as `digitlab ensemble`),
 and how many errors all five share. Members train one thread each, two at a time.
@@ -37,14 +30,11 @@ With `--tta shift4,shift8,...` every member is also scored with those test-time 
 (digitlab.evaluate.tta), and each group's policy is chosen on validation the same way: fewest errors,
 ties to the lower log loss, "none" a candidate.
 
-    .venv/bin/python bench/ensemble_diversity.py --data-dir ../shared/data/mnist      # fast-99.5, ~15 min CPU
-    python3 bench/ensemble_diversity.py --preset best --device cuda --workers 5      # the real question, GPU
+    .venv/bin/python bench/ensemble_diversity.py                                  # fast-99.5, ~15 min on 2 cores
     python3 bench/ensemble_diversity.py --preset best --device cuda --workers 10 --groups seeds,recipes \
-        --choose 5 --save /tmp/members                                                # session 8, H200
-    python3 bench/ensemble_diversity.py --preset best --device cuda --workers 5 --groups longer --longer-factor 3 \
-        --tta shift4,shift8,rotate,shift4-rotate --save /tmp/members --save-models   # session 9, H200
-    .venv/bin/python bench/ensemble_diversity.py --data-dir ../shared/data/mnist --groups seeds,mcdnn --choose 5
-                                                                                      # session 11, CPU proxy
+        --choose 5 --save /tmp/members                                            # best's scale, one GPU
+    python3 bench/ensemble_diversity.py --preset best --device cuda --workers 5 --groups seeds \
+        --tta shift4,shift8,rotate,shift4-rotate --save /tmp/members --save-models
 
 Ends with one JSON line of the figures.
 """
@@ -103,14 +93,11 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=positive_int, default=2, help="members trained at a time (default 2)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads per member (default 1)")
     p.add_argument("--groups", default="seeds,widths,recipes",
-                   help="comma-separated: seeds, widths, recipes, longer, ema, custom, mcdnn (default: the first three)")
+                   help="comma-separated: seeds, widths, recipes, custom (default: the first three)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: digitlab's lookup)")
     p.add_argument("--first-seed", type=nonnegative_int, default=0, metavar="N",
                    help="member k of every group gets seed N+k (default 0): a replicate with other seeds")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch on 6,000 images, 2 members per group")
-    p.add_argument("--ema-decay", type=float, default=0.999, help="the ema group's decay (default 0.999)")
-    p.add_argument("--longer-factor", type=positive_int, default=2,
-                   help="the longer group's epochs, as a multiple of the preset's (default 2)")
     p.add_argument("--choose", type=positive_int, default=None, metavar="K",
                    help="also pick the K members (of all groups) whose ensemble makes the fewest validation errors")
     p.add_argument("--save", default=None, metavar="DIR", help="write each member's probabilities to DIR/GROUP-K.npz")
@@ -122,8 +109,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def members(preset: str, group: str, longer_factor: int = 2, ema_decay: float = 0.999,
-            custom: str | None = None) -> list[tuple[dict | None, dict]]:
+def members(preset: str, group: str, custom: str | None = None) -> list[tuple[dict | None, dict]]:
     """The five (model arguments changed, training settings changed) of a group; None keeps the preset's net.
 
     Every group's settings are checked here (as a TrainConfig and a built model), so a bad one fails
@@ -132,7 +118,7 @@ def members(preset: str, group: str, longer_factor: int = 2, ema_decay: float = 
     from digitlab.train.config import TrainConfig
     from digitlab.train.presets import get_preset
 
-    plan = _plan(preset, group, longer_factor, ema_decay, custom)
+    plan = _plan(preset, group, custom)
     spec = get_preset(preset)
     for model_changes, changes in plan:
         TrainConfig.from_dict({**spec["config"], **changes})
@@ -141,11 +127,7 @@ def members(preset: str, group: str, longer_factor: int = 2, ema_decay: float = 
     return plan
 
 
-# The mcdnn group's input widths (None: the digits as written), fixed before any run.
-MCDNN_WIDTHS = (None, 10, 13, 16, 20)
-
-
-def _plan(preset: str, group: str, longer_factor: int, ema_decay: float, custom: str | None):
+def _plan(preset: str, group: str, custom: str | None):
     from digitlab.errors import ConfigError
 
     if group == "seeds":
@@ -153,21 +135,10 @@ def _plan(preset: str, group: str, longer_factor: int, ema_decay: float, custom:
     if group in ("widths", "recipes"):
         if preset not in VARIANTS:
             raise ConfigError(f"the {group} group is defined for {', '.join(sorted(VARIANTS))} only: "
-                              "use seeds, longer, ema, custom or mcdnn with this preset")
+                              "use seeds or custom with this preset")
         chosen = VARIANTS[preset][group]
         return ([({"widths": list(w)}, {}) for w in chosen] if group == "widths"
                 else [({"widths": list(w)}, changes) for w, changes in chosen])
-    if group == "mcdnn":
-        return [(None if w is None else {"input_width": w}, {}) for w in MCDNN_WIDTHS]
-    if group == "longer":  # stronger members instead of different ones: the preset's epochs times the factor
-        from digitlab.train.presets import get_preset
-
-        config, f = get_preset(preset)["config"], longer_factor
-        return [(None, {"epochs": f * config["epochs"], "warmup_epochs": f * config.get("warmup_epochs", 0)})] * 5
-    if group == "ema":
-        if not 0 < ema_decay < 1:
-            raise ConfigError(f"--ema-decay must be in (0, 1), e.g. 0.999; got {ema_decay}")
-        return [(None, {"ema_decay": ema_decay})] * 5
     if group == "custom":
         import json
 
@@ -179,7 +150,7 @@ def _plan(preset: str, group: str, longer_factor: int, ema_decay: float, custom:
         if not isinstance(settings, dict) or not settings:
             raise ConfigError("the custom group needs --custom '{...}': a JSON object of the settings to change")
         return [(None, settings)] * 5
-    raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes, longer, ema, custom, mcdnn")
+    raise ConfigError(f"unknown group {group!r}: choose from seeds, widths, recipes, custom")
 
 
 def split(data, quick: bool):
@@ -254,8 +225,8 @@ def run(args) -> int:
 
     groups = list(dict.fromkeys(g.strip() for g in args.groups.split(",") if g.strip()))
     if not groups:
-        raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes, longer")
-    plan = {g: members(args.preset, g, args.longer_factor, args.ema_decay, args.custom) for g in groups}
+        raise ConfigError("--groups is empty: name at least one of seeds, widths, recipes, custom")
+    plan = {g: members(args.preset, g, args.custom) for g in groups}
     ttas = policies(args)
     if args.save_models and not args.save:
         raise ConfigError("--save-models writes into the --save folder: give --save DIR too")

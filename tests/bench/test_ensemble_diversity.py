@@ -30,11 +30,11 @@ def test_groups_are_scored_on_one_validation_split(bench, mnist, capsys):
     assert len(x_tr) == 5000 and len(x_val) == 1000 and len(y_val) == 1000
 
 
-def test_the_mcdnn_group_varies_only_the_input_width(bench):
-    plan = bench.members("best", "mcdnn")
-    assert plan == [(None, {}), ({"input_width": 10}, {}), ({"input_width": 13}, {}), ({"input_width": 16}, {}),
-                    ({"input_width": 20}, {})]
-    assert [m for m, _ in bench.members("fast-99.5", "widths")][0] == {"widths": [16, 32, 96]}
+def test_the_widths_group_varies_only_the_net_s_widths(bench):
+    plan = bench.members("fast-99.5", "widths")
+    assert [m for m, _ in plan] == [{"widths": [16, 32, 96]}, {"widths": [24, 48, 96]}, {"widths": [32, 64, 128]},
+                                    {"widths": [16, 48, 128]}, {"widths": [24, 32, 64]}]
+    assert all(changes == {} for _, changes in plan)
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -67,20 +67,6 @@ def test_tta_is_chosen_on_validation_errors_then_log_loss(bench):
     assert table["policies"]["shift4"]["test_accuracy_reported_only"] == 0.0
 
 
-@pytest.mark.parametrize("preset, epochs, warmup", [("fast-99.5", 20, 2), ("best", 80, 4)])
-def test_the_longer_group_trains_the_preset_twice_as_long(bench, preset, epochs, warmup):
-    plan = bench.members(preset, "longer")
-    assert len(plan) == 5 and all(model is None for model, _ in plan)
-    assert all(changes == {"epochs": epochs, "warmup_epochs": warmup} for _, changes in plan)
-
-
-def test_the_ema_group_is_the_preset_ending_with_its_weight_average(bench, capsys):
-    assert bench.members("best", "ema") == [(None, {"ema_decay": 0.999})] * 5
-    assert bench.members("fast-99.5", "ema", ema_decay=0.99) == [(None, {"ema_decay": 0.99})] * 5
-    assert bench.main(["--groups", "seeds,ema", "--ema-decay", "1"]) == 2
-    assert "--ema-decay must be in (0, 1)" in capsys.readouterr().err
-
-
 def test_the_custom_group_changes_the_preset_s_settings(bench):
     custom = '{"optimizer": "adam", "lr": 0.001, "schedule": "exponential", "augment_options": {"rotate": 20}}'
     plan = bench.members("deep", "custom", custom=custom)
@@ -94,18 +80,12 @@ def test_the_custom_group_changes_the_preset_s_settings(bench):
     (["--groups", "custom", "--custom", '{"epochz": 3}'], "unknown training settings: epochz"),
     (["--groups", "custom", "--custom", '{"augment_options": {"spin": 3}}'], "has no option spin"),
     (["--preset", "deep", "--groups", "widths"], "the widths group is defined for best, fast-99.5 only"),
-    (["--preset", "article", "--groups", "mcdnn"], "has no option input_width"),
+    (["--groups", "longer"], "unknown group 'longer'"),
 ])
 def test_bad_custom_settings_fail_before_training(bench, capsys, flags, message):
     assert bench.main(flags) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
-
-
-def test_the_longer_factor_scales_epochs_and_warm_up(bench):
-    plan = bench.members("best", "longer", longer_factor=3)
-    assert all(changes == {"epochs": 120, "warmup_epochs": 6} for _, changes in plan)
-    assert bench.parse_args(["--longer-factor", "3"]).longer_factor == 3
 
 
 @pytest.mark.parametrize("flag, value, message", [("--workers", "0", "must be >= 1, got 0"),
