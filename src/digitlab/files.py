@@ -168,3 +168,93 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
         raise DataError(f"{what} not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{what} {path} is not valid JSON ({exc}); recreate it") from None
+
+
+# --- output folders -------------------------------------------------------------------------------
+
+# Files and folders only digitlab's run-writing commands create: a folder holding one of them is an
+# earlier run (train, cv, sweep, reproduce, ensemble), which only --overwrite may replace.
+RUN_MARKERS = ("model.json", "metrics.json", "checkpoints", "cv.json", "scores.json", "folds", "sweep.csv",
+               "best.json", "reproduce.json", "ensemble.json")
+
+
+def prepare_output_dir(path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False,
+                       keep: tuple = (), flag_hint: str = "--overwrite") -> Path:
+    """Check an output folder before any work starts; create it and return it.
+
+    Refuses (OutputError, one line): a file where the folder should be, a folder that cannot be written,
+    an earlier run without `overwrite` or `resume`, any other non-empty folder (digitlab never empties a
+    folder it did not write), and with `overwrite` a folder holding one of `keep` (the inputs of this
+    very command). Nothing is deleted here: the stale files of a replaced run go only once the new run
+    is saved (`remove_stale`), so a failed run leaves the old one whole.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output {folder} is a file, not a folder: choose a folder name with -o")
+    try:
+        entries = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
+    except OSError as exc:
+        raise output_error(folder, exc) from None
+    if entries and not resume:
+        if not any(name in RUN_MARKERS for name in entries):
+            raise OutputError(f"output {folder} is not empty and holds files digitlab did not write "
+                              f"({', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}): "
+                              "choose a new or empty folder with -o")
+        if not overwrite:
+            raise OutputError(f"output {folder} already holds a run: pass {flag_hint} to replace it, "
+                              "or choose another folder with -o")
+        root = folder.resolve()
+        for kept in keep:
+            kept_path = Path(kept).resolve()
+            if kept_path == root or root in kept_path.parents:
+                raise OutputError(f"output {folder} holds {kept}, an input of this command: "
+                                  "choose another folder with -o")
+    folder = ensure_dir(folder)
+    try:  # permissions alone do not tell (root, read-only mounts): create and remove a file
+        fd, probe = tempfile.mkstemp(prefix=".digitlab-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise output_error(folder, exc) from None
+    return folder
+
+
+def remove_stale(path: str | os.PathLike, since_ns: int) -> list[Path]:
+    """Delete what an earlier run left in `path`: entries not written since `since_ns` (time.time_ns()).
+
+    Every digitlab write replaces its file (a new inode, a new mtime), so whatever the new run wrote is
+    newer; a folder goes when nothing inside it is new. Returns the removed paths.
+    """
+    import shutil
+
+    removed = []
+    for entry in Path(path).iterdir():
+        newest = _newest_mtime_ns(entry)
+        if newest is not None and newest < since_ns:
+            try:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            except OSError as exc:
+                raise output_error(entry, exc) from None
+            removed.append(entry)
+        elif newest is not None and entry.is_dir() and not entry.is_symlink():
+            removed += remove_stale(entry, since_ns)  # a folder both runs wrote into: prune inside it
+    return removed
+
+
+def _newest_mtime_ns(entry: Path) -> int | None:
+    try:
+        if entry.is_dir() and not entry.is_symlink():
+            times = [_newest_mtime_ns(child) for child in entry.iterdir()]
+            times = [t for t in times if t is not None]
+            return max(times) if times else entry.lstat().st_mtime_ns
+        return entry.lstat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def remove_temp_leftovers(folder: str | os.PathLike, names: tuple[str, ...]) -> None:
+    """Delete the temporary files `atomic_path` leaves when a process is killed mid-write, for `names`."""
+    for name in names:
+        for leftover in Path(folder).glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
