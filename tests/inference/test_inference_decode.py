@@ -135,3 +135,130 @@ def test_bad_arrays(arr, message):
 def test_unsupported_type():
     with pytest.raises(ImageError, match="cannot read an image from a int"):
         load_image(42)
+
+
+# -- only the documented formats, only regular files, bounded memory ---------------------------------
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\nshowpage\n"
+
+
+def test_eps_sent_as_png_is_refused_without_running_ghostscript(tmp_path, monkeypatch):
+    marker = tmp_path / "gs-ran"
+    fake = tmp_path / "bin" / "gs"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho ran >> {marker}\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    for data in (EPS, b"\xc5\xd0\xd3\xc6" + bytes(28) + EPS):
+        with pytest.raises(ImageError) as exc:
+            load_image(data)
+        assert "EPS" in one_line(exc) and "PNG, JPEG" in str(exc.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("fmt, magic", [("PDF", b"%PDF-1.4\n"), ("Photoshop PSD", b"8BPS\x00\x01")])
+def test_other_formats_are_named_and_refused(fmt, magic):
+    with pytest.raises(ImageError, match=fmt):
+        load_image(magic + bytes(64))
+
+
+def test_formats_pillow_knows_but_digitlab_does_not_accept_are_refused():
+    image = Image.fromarray(ring_digit(40))
+    for fmt in ("PPM", "TGA", "PCX", "ICO"):
+        with pytest.raises(ImageError, match="not an image digitlab reads"):
+            load_image(encode(image, fmt))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"])
+def test_each_accepted_format_decodes(fmt):
+    image, _ = load_image(encode(Image.fromarray(ring_digit(60)).convert("RGB"), fmt))
+    assert image.size == (60, 60)
+
+
+def test_device_and_named_pipe_are_refused_at_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    # In a subprocess under a timeout: a regression would hang or fill the memory, not just fail.
+    code = ("import sys; from digitlab.inference.decode import load_image\n"
+            "from digitlab.errors import ImageError\n"
+            "for p in sys.argv[1:]:\n"
+            "    try: load_image(p)\n"
+            "    except ImageError as e: print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code, "/dev/zero", str(pipe)], capture_output=True, text=True,
+                          timeout=60)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 2, done.stderr
+    assert "a character device, not a regular file" in lines[0]
+    assert "a named pipe (FIFO), not a regular file" in lines[1]
+
+
+def test_a_file_is_read_only_up_to_the_limit(tmp_path):
+    path = tmp_path / "big.png"
+    path.write_bytes(bytes(5000))
+    with pytest.raises(ImageError, match="over the limit of 4,096 bytes"):
+        load_image(path, max_bytes=4096)
+
+
+def test_big_images_are_reduced_to_the_working_size_right_after_decoding():
+    from digitlab.inference.decode import DECODE_MAX_SIDE, decoded_scale
+    from digitlab.inference.grey import WORK_SIZE
+
+    assert DECODE_MAX_SIDE == WORK_SIZE  # reducing sooner must not change what the preprocessing sees
+    big = Image.fromarray(ring_digit(3000)).convert("RGBA")
+    image, _ = load_image(encode(big))
+    assert image.size == (1024, 1024) and image.mode == "RGBA"
+    assert decoded_scale(image) == pytest.approx(1024 / 3000)
+    small, _ = load_image(encode(Image.fromarray(ring_digit(300))))
+    assert small.size == (300, 300) and decoded_scale(small) == 1.0
+    full, _ = load_image(encode(big), max_side=None)
+    assert full.size == (3000, 3000)
+
+
+def test_reduction_keeps_exif_orientation_and_matches_reducing_later():
+    from PIL import ExifTags
+
+    ring = ring_digit(2400)
+    ring[:300, :300] = 0  # a dark corner to tell orientations apart
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # rotate 90 degrees clockwise
+    for fmt in ("JPEG", "TIFF"):
+        data = encode(Image.fromarray(ring).convert("RGB"), fmt, exif=exif.tobytes())
+        image, _ = load_image(data)
+        grey, scale = to_grey(image)
+        upright, _ = to_grey(__import__("PIL.ImageOps", fromlist=["x"]).exif_transpose(image))
+        assert scale == 1.0 and grey.shape == (1024, 1024)
+        assert upright[:100, -100:].mean() < 0.2 and upright[:100, :100].mean() > 0.8  # corner now top right
+        reference, _ = to_grey(Image.open(io.BytesIO(data)))
+        assert np.abs(grey - reference).mean() < 0.02
+
+
+def test_big_transparent_png_costs_little_memory(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import ImageDraw
+
+    big = Image.new("RGBA", (6000, 6000), (0, 0, 0, 0))
+    ImageDraw.Draw(big).line([(1500, 1000), (4000, 5000)], fill=(0, 0, 0, 255), width=200)
+    path = tmp_path / "big.png"
+    big.save(path)
+    del big
+    # A fresh process, so that the peak RSS is this decode's: 6000x6000 RGBA is 137 MiB decoded; a
+    # full-size premultiplied copy, or float arrays at full size, would add 137 MiB to over 400 MiB.
+    code = (
+        "import resource, sys\nfrom digitlab.inference.decode import load_image\n"
+        "from digitlab.inference.preprocess import extract_digit\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "image, _ = load_image(sys.argv[1]); ink, digit = extract_digit(image)\n"
+        "grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024\n"
+        "print(image.size[0], image.size[1], digit is not None, grown)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    width, height, found, grown_mib = done.stdout.split()
+    assert (width, height, found) == ("1024", "1024", "True")
+    assert int(grown_mib) < 200, done.stdout

@@ -170,11 +170,13 @@ def _first_frame(image):
     """Load frame 0 of an animated GIF/WebP/TIFF (with a note saying so); load a still image fully."""
     note = None
     try:
-        n_frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
-        if n_frames > 1:
-            image.seek(0)
-            note = f"animated {image.format or 'image'} with {n_frames} frames: used the first frame"
-        image.load()
+        with warnings.catch_warnings():  # e.g. "Truncated File Read": the file is refused or read anyway
+            warnings.simplefilter("ignore")
+            n_frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
+            if n_frames > 1:
+                image.seek(0)
+                note = f"animated {image.format or 'image'} with {n_frames} frames: used the first frame"
+            image.load()
     except MemoryError:
         raise ImageError("the image is too large to decode in the memory available: give a smaller image") from None
     except Exception as exc:  # noqa: BLE001 - e.g. zlib, OSError, SyntaxError, struct.error from a decoder

@@ -4,8 +4,9 @@ A small PNG can declare tens of millions of pixels: 190 KB of RGBA at 6300x6300 
 before it is reduced to the working size. The threadpool runs up to 40 requests at once, so without a
 bound eight such uploads would need over a gigabyte at the same moment. Images whose header declares
 more than BIG_PIXELS therefore decode a few at a time (DecodeGate); smaller ones, the usual case, never
-wait. Once the last big decode is done the C allocator is asked to return its free pages to the
-system (glibc's malloc_trim), so the process does not keep its peak for ever.
+wait. After each big decode the C allocator is asked to return its free pages to the system (glibc's
+malloc_trim): every thread frees into its own malloc arena, and without the trim eight threads would
+each keep a decoded image's worth of pages.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ class DecodeGate:
     def __init__(self, slots: int = DECODE_SLOTS, big_pixels: int = BIG_PIXELS) -> None:
         self.big_pixels = big_pixels
         self._slots = threading.BoundedSemaphore(slots)
-        self._lock = threading.Lock()
-        self._busy = 0
 
     @contextlib.contextmanager
     def decoding(self, pixels: int):
@@ -34,16 +33,11 @@ class DecodeGate:
             yield
             return
         with self._slots:
-            with self._lock:
-                self._busy += 1
             try:
                 yield
             finally:
-                with self._lock:
-                    self._busy -= 1
-                    last = self._busy == 0
-                if last:
-                    release_memory()
+                # Every time: each thread frees into its own malloc arena, where the pages would stay.
+                release_memory()
 
 
 def _malloc_trim():
