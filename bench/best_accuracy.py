@@ -147,7 +147,7 @@ def write_subset(folder: Path, data_dir, n_train=6000, n_test=2000) -> Path:
 # Narrow nets for --quick, by model: the smoke test checks the path, not the accuracy.
 QUICK_WIDTHS = {"best": [8, 16, 32], "fast": [8, 16, 32], "deep": [4, 4, 6, 6, 8, 8, 10, 10, 12, 12]}
 # Seconds a run spends outside its epochs: starting Python and torch, loading MNIST, the device's
-# set-up and autotuning, the final test evaluation and saving (10-15 s on the H200 in session 7; more with 5 starting at once).
+# set-up and autotuning, the final test evaluation and saving (10-15 s on an H200; more with 5 starting at once).
 RUN_OVERHEAD_S = 25.0
 
 

@@ -1,7 +1,7 @@
 """Bench: 5-fold cross-validation of the article's mlp (5 epochs x 5 folds on 48,000 images each).
 
-Goal (issue 3): at most 1/4 of Keras's time on the same machine (the issue measured Keras at about 72 s
-on a 2-core machine, so 18 s; with `--keras-python PATH` the article's Keras CV is timed here, in the
+Goal: at most 1/4 of Keras's time on the same machine (Keras takes about 72 s on a 2-core machine,
+so 18 s; with `--keras-python PATH` the article's Keras CV is timed here, in the
 same run, and the goal follows that measurement). digitlab runs the folds as `digitlab cv` does by
 default (`--executor auto`: worker processes on a multi-core CPU). The baseline measured in the
 same run is the article's protocol as a plain PyTorch user writes it: the same KFold indices, a fresh
@@ -20,7 +20,7 @@ import time
 
 import _common  # puts src/ on the path; shared setup and baseline loop
 
-KERAS_REFERENCE_S = 72.0  # the issue's measurement of Keras on the 2-core machine, 5 folds x 5 epochs
+KERAS_REFERENCE_S = 72.0  # Keras on a 2-core machine, 5 folds x 5 epochs, when it is not timed in this run
 
 
 def make_executor(name: str):
@@ -114,7 +114,7 @@ def main() -> None:
         print(f"keras ({keras['backend']}): {reference:7.2f} s  folds {fmt(keras['scores'])}  "
               f"mean {100 * np.mean(keras['scores']):.3f}")
     else:
-        reference, where = KERAS_REFERENCE_S, "the issue's Keras figure"
+        reference, where = KERAS_REFERENCE_S, "the reference Keras figure"
     goal = reference / 4
     if full:
         print(f"vs {where} ({reference:.1f} s): {reference / ours_s:.2f}x; goal >= 4x (<= {goal:.1f} s): "

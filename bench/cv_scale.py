@@ -1,4 +1,4 @@
-"""Bench: cross-validation wall time with the local executor vs Ray with 1 and 2 workers (issue 7).
+"""Bench: cross-validation wall time with the local executor vs Ray with 1 and 2 workers.
 
 Goal: Ray with 1 worker within 15% of the local executor (the price of running folds as Ray tasks);
 Ray with 2 workers should approach 2x on a 2-core machine. Every run uses one torch thread per fold,

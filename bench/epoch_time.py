@@ -1,8 +1,8 @@
 """Seconds per training epoch of a preset when N runs share one device: for sizing GPU runs to a budget.
 
-Why: a GPU lent for 15 minutes holds one ensemble's training, and a one-cycle schedule needs its epoch
+Why: a GPU booked for a fixed time holds one ensemble's training, and a one-cycle schedule needs its epoch
 count before it starts (stopping early leaves the learning rate high). On an H200, 4 `best` runs at
-once each took as long as one alone (session 7), so the time per epoch depends on how many share the
+once each took as long as one alone, so the time per epoch depends on how many share the
 device, and only a measurement with all N running says it.
 
 How: N worker processes (spawned: a CUDA context each, as N `digitlab train` runs have) each train

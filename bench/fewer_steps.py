@@ -10,7 +10,7 @@ Each setting trains one fresh model per seed, one thread each, two at a time.
 
     .venv/bin/python bench/fewer_steps.py                 # all settings, seeds 0-2 (about 10 minutes)
     .venv/bin/python bench/fewer_steps.py --seeds 2 --only "batch 256"
-    .venv/bin/python bench/fewer_steps.py --seeds 5 --only adam     # session 7: Adam, the `fast-gpu` choice
+    .venv/bin/python bench/fewer_steps.py --seeds 5 --only adam     # Adam: how `fast-gpu` was chosen
 
 Ends with one JSON line of the figures.
 """
@@ -41,7 +41,7 @@ SETTINGS = [
     ("batch 512, 2 epochs, widths 32-64-128, lr 0.4", (32, 64, 128),
      {"batch_size": 512, "epochs": 2, "lr": 0.4, "warmup_epochs": 0.4}),
     ("batch 512, widths 64-128-256, lr 0.4", (64, 128, 256), {"batch_size": 512, "lr": 0.4}),
-    # Session 7: Adam with betas 0.7/0.9 (a short run's momentum), no weight decay. `fast-gpu` is the second.
+    # Adam with betas 0.7/0.9 (a short run's momentum), no weight decay. `fast-gpu` is the second.
     ("batch 256, widths 32-64-128, adam lr 0.01", (32, 64, 128), {**ADAM, "batch_size": 256}),
     ("batch 512, widths 32-64-128, adam lr 0.01", (32, 64, 128), {**ADAM, "batch_size": 512}),
     ("batch 512, widths 16-32-96, adam lr 0.01", (16, 32, 96), {**ADAM, "batch_size": 512}),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check for issue 4 (accuracy): one prepared script for a bare x86-64 GPU machine, <= 8 minutes.
+# GPU check: one prepared script for a bare x86-64 GPU machine, <= 8 minutes.
 #
 # Prints, clearly labelled (lines starting with RESULT), then one final JSON line:
 #   1. time to >= 99.0% test accuracy (`fast` and `fast-gpu` presets, 3 seeds) and to >= 99.5% (`fast-99.5`), with the
@@ -71,8 +71,8 @@ if ! skipping 1; then
 fi
 
 # 4. Time to 99.0% replaying each step as a CUDA graph (torch.compile's reduce-overhead mode; it compiles in
-#    its untimed warm-up), for `fast-gpu`; session 7 measured `fast` this way (1.31 s). Plain `+compile` is no
-#    longer run here: on an H200 it took 2.19 s against 1.56 s eager for `fast` (session 7). Only when no eager
+#    its untimed warm-up), for `fast-gpu` (`fast` this way: 1.31 s on an H200). Plain `+compile` is not run
+#    here: on an H200 it took 2.19 s against 1.56 s eager for `fast`. Only when no eager
 #    preset of step 1 met the goal: then it is the next thing to try, and it costs about 45 s.
 EAGER_MET=$("$PY" - "$WORK/tta.log" <<'PYEOF' 2>/dev/null
 import json, sys
@@ -91,8 +91,8 @@ else
 fi
 
 # 2. The ensemble preset (best): all 5 seeds at once beside the baseline, then the 5-seed ensemble. One run
-#    leaves the GPU mostly idle: on an H200 4 runs at once took 133-137 s each, one alone 143 s (session 7).
-#    Seed 0 alone and then seeds 1-4 did not fit: the budget's timeout killed seeds 1-4 near their end.
+#    leaves the GPU mostly idle: on an H200 4 runs at once took 133-137 s each, one alone 143 s,
+#    so seed 0 alone and then seeds 1-4 would not fit the budget.
 if ! skipping 2; then
   # Time kept back for step 3, and for step 4b's profiles when the 0.5 s goal is still open (else they only
   # get what is left).

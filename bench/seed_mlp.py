@@ -1,11 +1,11 @@
 """Bench: the article's 5 epochs of the mlp (rmsprop, batch 128) — digitlab vs a plain PyTorch loop.
 
-Goal (issue 2): digitlab's 5 epochs take at most 1/5 of Keras's time on the same machine (Keras with
+Goal: digitlab's 5 epochs take at most 1/5 of Keras's time on the same machine (Keras with
 TensorFlow needs about 18 s on a 2-core machine, so about 3.5 s). The baseline measured in this run is the
 same network and optimizer in a plain PyTorch loop written the way a user would write it (DataLoader over a
 TensorDataset, per-batch `.item()`). With `--keras-python PATH` (a Python with TensorFlow and Keras, see
 bench/keras_reference.py) the article's Keras code is timed on this machine too, and the goal is
-checked against that measurement instead of the issue's 18 s.
+checked against that measurement instead of the 18 s estimate.
 
 digitlab trains with its defaults: the fused mlp step (digitlab.train.fused_mlp) with its native kernels
 (digitlab.train.native, built once per machine before the timed runs) and, on a CPU with bf16 hardware
@@ -181,7 +181,7 @@ def main() -> None:
                "commit": env["commit"], "threads": env.get("torch_threads"), "load_average": env.get("load_average")}
     keras = _common.keras_reference("fit", args.keras_python, repeats=args.repeats)
     if keras is None:
-        print("keras: not measured (--keras-python); the issue's reference: about 18 s for these 5 epochs "
+        print("keras: not measured (--keras-python); the reference: about 18 s for these 5 epochs "
               "on a 2-core machine")
         print(f"ratio vs the reference 18 s: {18.0 / ours[0]:.2f}x (goal >= 5x, i.e. <= 3.6 s)")
     else:

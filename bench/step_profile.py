@@ -1,7 +1,7 @@
 """Where a training step's time goes: wall time per step, kernels launched per step, and how busy
 the device is, for a preset (default `fast`).
 
-Why: on an H200 `fast` trains at 3.3 ms per step (1.56 s for 469 steps; session 7) and at 2.8 ms
+Why: on an H200 `fast` trains at 3.3 ms per step (1.56 s for 469 steps) and at 2.8 ms
 with torch.compile's CUDA graphs, against a goal of 0.5 s (1.07 ms per step). Whether a step is
 bound by the host (Python and launching kernels: the device waits) or by the kernels themselves
 decides what helps: capturing the whole step as a graph, or fewer and larger steps. This prints the
