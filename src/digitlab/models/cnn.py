@@ -74,7 +74,7 @@ def cnn(filters: tuple[int, int] = (32, 64), dropout: float = 0.5, num_classes: 
     return _keras_init(nn.Sequential(layers))
 
 
-@register("fast", description="small BN convnet built for the least CPU time to 99% (41,450 params)")
+@register("fast", description="small BN convnet (41,450 params); --preset fast trains it to 99% in seconds")
 def fast(widths: tuple[int, int, int] = (16, 32, 96), num_classes: int = 10,
          input_width: int | None = None) -> nn.Sequential:
     """Stem conv 4x4/2 -> BN -> ReLU (14x14); [conv 3x3 -> pool -> BN -> ReLU] x2 (7x7, 3x3); dense.
