@@ -1,4 +1,4 @@
-"""The article's Keras code, timed on this machine: the reference for the speed goals of issues 2 and 3.
+"""The article's Keras code, timed on this machine: the reference for the speed goals of bench/seed_mlp.py and bench/cv_mlp.py.
 
 Runs under a Python that has TensorFlow and Keras (not digitlab's environment: TensorFlow and torch
 in one process fight over threads), reads the MNIST IDX files with numpy, and prints one JSON line.
