@@ -37,6 +37,8 @@ _LAZY = {
     "evaluate": "digitlab.evaluate.metrics",
     "predict_proba": "digitlab.evaluate.metrics",
     "cross_validate": "digitlab.evaluate.crossval",
+    "predict_logits": "digitlab.train.predict",
+    "calibrate": "digitlab.workflows.calibrate",
     "Recognizer": "digitlab.inference.recognizer",
 }
 

@@ -56,7 +56,7 @@ def test_calibrate_fits_on_the_runs_validation_split_and_stores_the_temperature(
     import torch
 
     from digitlab.models.storage import load_model
-    from digitlab.train.loop import _split_validation, to_input_tensor
+    from digitlab.train.tensors import split_validation, to_input_tensor
 
     run = _train(tmp_path, tiny_mnist_dir, "run", "--val-split", "100")
     capsys.readouterr()
@@ -69,7 +69,7 @@ def test_calibrate_fits_on_the_runs_validation_split_and_stores_the_temperature(
     from digitlab.data.dataset import load_dataset
 
     data = load_dataset("mnist", data_dir=tiny_mnist_dir, download=False)
-    *_, x_val, y_val = _split_validation(to_input_tensor(data.x_train), torch.tensor(data.y_train), 100, 0)
+    *_, x_val, y_val = split_validation(to_input_tensor(data.x_train), torch.tensor(data.y_train), 100, 0)
     model = load_model(run)
     with torch.no_grad():
         logits = model(x_val).numpy()

@@ -30,3 +30,13 @@ def to_input_tensor(x, device=None, dtype=None):
 def to_label_tensor(y, device=None):
     t = torch.tensor(np.asarray(y)) if not isinstance(y, torch.Tensor) else y
     return t.to(device=device, dtype=torch.long)
+
+
+def split_validation(x, y, n_val: int, seed: int):
+    """(x_train, y_train, x_val, y_val): `n_val` items held out of (x, y), the same ones for a given seed."""
+    if n_val >= len(x):
+        raise ConfigError(f"val split ({n_val}) must be smaller than the training set ({len(x)} images)")
+    # Its own generator, so the split is the same whatever the model or training seed does.
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(10_000 + seed))
+    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
