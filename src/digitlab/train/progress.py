@@ -1,7 +1,10 @@
-"""Keras-style progress: a live bar with running metrics on a terminal, one line per epoch otherwise.
+"""Keras-style progress: a live bar with running metrics on a terminal, plain lines otherwise.
 
-As Keras's Progbar: it checks for a terminal, limits its redraws (reading metrics forces a host sync,
-so it happens at most a few times a second), and leaves the first step out of the ETA.
+Both start with a header line, so a run shows it has started at once. As Keras's Progbar: the bar
+checks for a terminal, limits its redraws (reading metrics forces a host sync, so it happens at most a
+few times a second), and leaves the first step out of the ETA. Without a terminal (a pipe, a log file,
+Jupyter) a line goes out every `interval` seconds within an epoch as well as at its end: a `cnn` epoch
+on a CPU takes over a minute.
 """
 
 from __future__ import annotations
@@ -20,11 +23,41 @@ def format_logs(logs: dict) -> str:
     return " - ".join(parts)
 
 
-class EpochLines(Callback):
-    """One line per epoch, like Keras's verbose=2: for logs, pipes and CI."""
+def header(state) -> str:
+    """'Training fast (41,450 params) on cpu: 1 epoch of 469 steps'."""
+    arch = getattr(state.model, "digitlab_arch", None)
+    name = arch["name"] if arch else type(state.model).__name__
+    params = sum(p.numel() for p in state.model.parameters())
+    epochs = state.config.epochs
+    return (f"Training {name} ({params:,} params) on {state.device}: {epochs} epoch{'s' * (epochs != 1)} "
+            f"of {state.steps_per_epoch} steps")
 
-    def __init__(self, stream=None):
+
+class EpochLines(Callback):
+    """A header, then one line per epoch like Keras's verbose=2, and a line every `interval` seconds
+    within a long epoch: for logs, pipes, CI and notebooks."""
+
+    def __init__(self, stream=None, interval: float = 10.0):
         self.stream = stream or sys.stdout
+        self.interval = interval
+
+    def on_train_begin(self, state):
+        print(header(state), file=self.stream, flush=True)
+
+    def on_epoch_begin(self, state):
+        self.started = self.last = time.perf_counter()
+
+    def on_batch_end(self, state, step):
+        now = time.perf_counter()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        print(
+            f"Epoch {state.epoch + 1}/{state.config.epochs} - step {step + 1}/{state.steps_per_epoch} - "
+            f"{now - self.started:.0f}s - {format_logs(state.running_metrics())}",
+            file=self.stream,
+            flush=True,
+        )
 
     def on_epoch_end(self, state, logs):
         print(
@@ -44,6 +77,7 @@ class LiveBar(Callback):
         from rich.console import Console
 
         self.console = Console(stderr=True)
+        self.console.print(header(state), highlight=False)
 
     def on_epoch_begin(self, state):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
