@@ -196,7 +196,7 @@ def prepare_output_dir(path: str | os.PathLike, *, overwrite: bool = False, resu
     except OSError as exc:
         raise output_error(folder, exc) from None
     if entries and not resume:
-        if not any(name in RUN_MARKERS for name in entries):
+        if not _holds_run(folder, entries):
             raise OutputError(f"output {folder} is not empty and holds files digitlab did not write "
                               f"({', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}): "
                               "choose a new or empty folder with -o")
@@ -217,6 +217,18 @@ def prepare_output_dir(path: str | os.PathLike, *, overwrite: bool = False, resu
     except OSError as exc:
         raise output_error(folder, exc) from None
     return folder
+
+
+def _holds_run(folder: Path, entries: list[str]) -> bool:
+    """True if `folder` or one of its sub-folders (reproduce's train/, ensemble's seed-0/) holds a run."""
+    if any(name in RUN_MARKERS for name in entries):
+        return True
+    for name in entries:
+        sub = folder / name
+        with contextlib.suppress(OSError):
+            if sub.is_dir() and not sub.is_symlink() and any((sub / m).exists() for m in RUN_MARKERS):
+                return True
+    return False
 
 
 def remove_stale(path: str | os.PathLike, since_ns: int) -> list[Path]:

@@ -90,7 +90,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="skip folds already saved in the output folder")
     p.add_argument("--subset", type=int, default=None, metavar="N",
                    help="cross-validate on the first N training images only (quick checks)")
-    p.add_argument("-o", "--output", default=None, help="folder to write (default runs/cv-<model>)")
+    p.add_argument("-o", "--output", default=None,
+                   help="folder to write (default runs/cv-<model>, runs/cv-leaky-<model> with --reuse-model)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in the output folder")
     p.add_argument("--json", action="store_true", help="end with one JSON line: fold scores, mean, std, timings")
     add_train_config_args(p)
     add_executor_args(p)
@@ -115,14 +117,22 @@ def format_summary(result) -> str:
 
 def run(args) -> int:
     import json
+    import time
 
     from digitlab.errors import ConfigError
-    from digitlab.workflows.artifacts import write_cv_outputs
     from digitlab.evaluate.crossval import cross_validate
     from digitlab.evaluate.diagnostics import format_per_class_table
+    from digitlab.files import prepare_output_dir, remove_stale
+    from digitlab.workflows.artifacts import write_cv_outputs
 
     model, model_kwargs, config = resolve_config(args)
-    output = args.output or f"runs/cv-{args.preset or model}"
+    # The leaky protocol gets its own default folder: it must never replace a fresh CV's results.
+    output = args.output or f"runs/cv-{'leaky-' if args.reuse_model else ''}{args.preset or model}"
+    if args.resume and args.overwrite:
+        raise ConfigError("--overwrite starts the folds afresh and --resume keeps them: choose one")
+    started = time.time_ns()
+    prepare_output_dir(output, overwrite=args.overwrite, resume=args.resume,
+                       flag_hint="--overwrite (or --resume to finish its folds)")
     # The executor first: a missing `ray` extra should fail before the data loads.
     if args.reuse_model and args.executor not in ("auto", "local"):
         raise ConfigError("--reuse-model trains one network across the folds, so it cannot run on "
@@ -145,6 +155,8 @@ def run(args) -> int:
     print(format_summary(result))
     diag = write_cv_outputs(result, x, y, classes=data.classes, dataset=data.name,
                             extra={"subset": args.subset})
+    if args.overwrite:
+        remove_stale(output, started)
     print(f"Overfitting: {diag['overfitting']['text']}")
     print(f"Per-class scores ({diag['source']}{', LEAKY' if result.reuse_model else ''}):")
     print(format_per_class_table(diag["per_class"]))

@@ -22,6 +22,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--train", metavar="PRESET", help="train the members first: N seeds of this preset")
     p.add_argument("--seeds", type=int, default=5, help="members to train with --train (default 5)")
     p.add_argument("-o", "--output", default="runs/ensemble", help="folder for ensemble.json (and the members)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in the output folder")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     p.add_argument("--tta", default="none", metavar="POLICY",
                    help="test-time augmentation for every member: none (default), shift4, shift8, rotate, shift4-rotate")
@@ -37,11 +38,13 @@ def _arguments(args) -> dict:
 
 def run(args) -> int:
     import json
+    import time
 
     from digitlab.cli.common import load_data
     from digitlab.cli.train import resolve_config
     from digitlab.errors import ConfigError
     from digitlab.evaluate.ensemble import evaluate_ensemble
+    from digitlab.files import prepare_output_dir, remove_stale
     from digitlab.evaluate.tta import check_policy
     from digitlab.train.device import resolve_device
     from digitlab.workflows.ensemble import train_members
@@ -50,6 +53,9 @@ def run(args) -> int:
     if bool(args.runs) == bool(args.train):
         raise ConfigError("give run folders to combine, or --train PRESET --seeds N (not both)")
     device = str(resolve_device(args.device))
+    started = time.time_ns()
+    # The runs being combined may not live in a folder that --overwrite would clear.
+    prepare_output_dir(args.output, overwrite=args.overwrite, keep=tuple(args.runs))
     if args.train:
         args.preset, args.model = args.train, None
         model, model_kwargs, config = resolve_config(args)
@@ -64,6 +70,8 @@ def run(args) -> int:
         paths = args.runs
     result = evaluate_ensemble(paths, data, args.output, device=device, extra={"arguments": _arguments(args)},
                                tta=args.tta)
+    if args.overwrite:
+        remove_stale(args.output, started)
 
     width = max(len(m["run"]) for m in result["members"])
     for m in result["members"]:

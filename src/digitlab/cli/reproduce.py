@@ -14,6 +14,7 @@ def add_parser(subparsers) -> None:
                     "write report.html. Example: digitlab reproduce -o runs/article --with-leaky",
     )
     p.add_argument("-o", "--output", default="runs/article", help="folder to write (default runs/article)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in the output folder")
     p.add_argument("--with-leaky", action="store_true",
                    help="also run the article's leaky CV (one model reused across folds), shown side by side")
     p.add_argument("--folds", type=int, default=5, help="CV folds (default 5, as the article)")
@@ -25,19 +26,26 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    import time
+
     from digitlab.cli.common import load_data
     from digitlab.cli.cv import format_fold
     from digitlab.errors import ConfigError
+    from digitlab.files import prepare_output_dir, remove_stale
     from digitlab.workflows.reproduce import reproduce_article
 
     if args.folds < 2:
         raise ConfigError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
     if args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: train for at least 1 epoch")
+    started = time.time_ns()
+    prepare_output_dir(args.output, overwrite=args.overwrite)
     data = load_data(args)
     reproduce_article(
         data, args.output, with_leaky=args.with_leaky, folds=args.folds, epochs=args.epochs, seed=args.seed,
         device=args.device, threads=args.threads, log=lambda line: print(line, flush=True),
         on_fold=lambda result, leaky: print(format_fold(result, leaky), flush=True),
     )
+    if args.overwrite:
+        remove_stale(args.output, started)
     return 0

@@ -29,6 +29,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--folds", type=int, default=3, help="folds per trial (default 3)")
     p.add_argument("--subset", type=int, default=None, metavar="N", help="use the first N training images only")
     p.add_argument("-o", "--output", default=None, help="folder to write (default runs/sweep-<model>)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in the output folder")
     p.add_argument("--json", action="store_true", help="end with one JSON line: best settings and score")
     add_train_config_args(p)
     add_executor_args(p)
@@ -64,13 +65,17 @@ def print_table(result) -> None:
 
 def run(args) -> int:
     import json
+    import time
 
     from digitlab.errors import ConfigError
+    from digitlab.files import prepare_output_dir, remove_stale
     from digitlab.workflows.sweep import parse_params, run_sweep, write_sweep_outputs
 
     model, model_kwargs, config = resolve_config(args)
     params = parse_params(args.param, model)
     output = args.output or f"runs/sweep-{args.preset or model}"
+    started = time.time_ns()
+    prepare_output_dir(output, overwrite=args.overwrite)  # before any trial runs
     executor = make_executor(args)
     data = load_data(args)
     x, y = data.x_train, data.y_train
@@ -90,6 +95,8 @@ def run(args) -> int:
                        executor=executor, sampler_seed=args.seed,
                        on_trial=lambda row: print(format_trial(row, total), flush=True))
     out = write_sweep_outputs(result, output, extra={"dataset": data.name, "subset": args.subset})
+    if args.overwrite:
+        remove_stale(out, started)
     print_table(result)
     best = result.best
     print(f"Best: {' '.join(f'{k}={v}' for k, v in best['params'].items())} -> mean {100 * best['mean']:.3f}% "

@@ -13,7 +13,7 @@ CONFIG_FLAGS = {
     "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,
     "augment": str, "clean_epochs": int, "val_split": int, "early_stopping": int, "seed": int,
     "teacher": str, "distill_weight": float, "distill_temperature": float, "compile_mode": str,
-    "ema_decay": float, "lr_decay": float,
+    "ema_decay": float, "lr_decay": float, "synthetic_fonts": int,
 }
 BOOL_FLAGS = ("keep_best", "channels_last", "compile", "cpu_amp", "fused")
 
@@ -22,8 +22,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     """--model and --preset, which resolve_config() merges; shared by train, cv and sweep."""
     from digitlab.train.presets import PRESETS
 
-    parser.add_argument("--model", help="model name (see `digitlab models`; default mlp)")
-    parser.add_argument("--preset", help=f"tuned settings: {', '.join(PRESETS)} (flags override)")
+    parser.add_argument("--model", help="model architecture (see `digitlab models`; default mlp), trained "
+                        "with the default settings unless --preset gives a recipe")
+    parser.add_argument("--preset", help=f"a tuned recipe (model and settings): {', '.join(PRESETS)}; "
+                        "fast is 99%% in seconds on a CPU (flags override)")
 
 
 def add_train_config_args(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +51,9 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
                    help="augmentation strength over its defaults, e.g. --augment-arg rotate=20 (repeatable; "
                         "affine: rotate, shift (px), scale, shear; elastic adds alpha, sigma)")
     g.add_argument("--clean-epochs", type=int, metavar="N", help="train the last N epochs without augmentation")
+    g.add_argument("--synthetic-fonts", type=int, metavar="N",
+                   help="add N digits rendered from the machine's fonts (flagged 1s, crossed 7s, ...) to the "
+                        "training images (default 0)")
     g.add_argument("--teacher", metavar="RUN_OR_FILE",
                    help="distil from this model's soft predictions (a run folder, .safetensors, or 'pretrained')")
     g.add_argument("--distill-weight", type=float, metavar="W", help="the teacher term's share of the loss (default 0.5)")
@@ -113,6 +118,8 @@ def add_parser(subparsers) -> None:
     )
     add_model_args(p)
     p.add_argument("-o", "--output", default=None, help="run folder to write (default runs/<model>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in the output folder (its old files go once the new run is saved)")
     p.add_argument("--validate-on-test", action="store_true",
                    help="evaluate on the test set every epoch for the learning curves, as the article does")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the metrics")
@@ -122,6 +129,10 @@ def add_parser(subparsers) -> None:
     from digitlab.cli.train_images import add_images_args
 
     add_images_args(p)
+    g = p.add_argument_group("start from a trained model (fine-tuning)")
+    g.add_argument("--from", metavar="RUN", help="start from this saved model's architecture and weights "
+                   "(a run folder or .safetensors); the run records it")
+    g.add_argument("--pretrained", action="store_true", help="start from the shipped model (as --from pretrained)")
     g = p.add_argument_group("checkpoints (see digitlab.train.checkpoint)")
     g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="write RUN_DIR/checkpoints/epoch-NNNN every N epochs (default: no checkpoints)")
@@ -170,24 +181,61 @@ def _checkpoint_callbacks(args, model, output) -> list:
     return [CheckpointCallback(output, args.checkpoint_every, keep, extra=extra)]
 
 
+def _start_from(args) -> str | None:
+    """The saved model a run starts from (--from RUN, --pretrained), checked before any data loads."""
+    from digitlab.errors import ConfigError, ModelError
+    from digitlab.models.storage import resolve_model_files
+
+    source = getattr(args, "from", None)
+    if args.pretrained:
+        if source not in (None, "pretrained"):
+            raise ConfigError("--pretrained starts from the shipped model and --from from another: choose one")
+        source = "pretrained"
+    if source is None:
+        return None
+    if args.model or args.model_arg:
+        raise ConfigError("--from/--pretrained train the saved model's architecture: drop --model and --model-arg")
+    if source != "pretrained":
+        try:
+            resolve_model_files(source)
+        except ModelError as exc:
+            raise ModelError(f"--from: {exc}") from None
+    return source
+
+
 def run(args) -> int:
     import json
+    import time
 
+    from digitlab.errors import ConfigError
+    from digitlab.files import prepare_output_dir, remove_stale
     from digitlab.workflows.train_run import train_run
 
     if args.images:
         from digitlab.cli.train_images import finetune_source, run_images
 
         return run_images(args, finetune_source(args))
+    started = time.time_ns()
     if args.resume:
+        if args.overwrite:
+            raise ConfigError("--overwrite starts the run afresh and --resume continues it: choose one")
         model, model_kwargs, config, output, callbacks = _resume_plan(args)
+        prepare_output_dir(output, resume=True)
     else:
         model, model_kwargs, config = resolve_config(args)
+        start_from = _start_from(args)
         output = args.output or f"runs/{args.preset or model}"
+        teacher = () if config.teacher in (None, "pretrained") else (config.teacher,)
+        # Before the data loads and training starts: an unwritable folder or an existing run fails now.
+        prepare_output_dir(output, overwrite=args.overwrite, keep=teacher,
+                           flag_hint="--overwrite (or --resume RUN_DIR to continue it)")
         callbacks = _checkpoint_callbacks(args, model, output)
     data = load_data(args)
     result = train_run(model, config, data, output, model_kwargs=model_kwargs, callbacks=callbacks,
-                       validate_on_test=args.validate_on_test, preset=args.preset)
+                       validate_on_test=args.validate_on_test, preset=args.preset,
+                       start_from=None if args.resume else start_from)
+    if args.overwrite:
+        remove_stale(output, started)  # the replaced run's files this run did not write (report.html, ...)
     m = result.metrics
     print(f"Train loss: {m['train_loss']:.4f} - train accuracy: {m['train_accuracy']:.4f} "
           f"({m['epochs_run']} epochs, {m['train_time_s']:.1f}s)")
