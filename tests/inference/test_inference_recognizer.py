@@ -155,3 +155,22 @@ def test_default_is_the_shipped_model_or_a_clear_error():
 def test_prediction_of_a_failed_input_is_unsure_and_empty():
     p = Prediction("x.png", None, 0.0, (), True, None, error="broken")
     assert p.top(3) == [] and p.to_dict()["top"] == []
+
+
+def test_predict_on_one_missing_file_raises(rec, tmp_path):
+    missing = tmp_path / "no-such.png"
+    with pytest.raises(ImageError, match="no such file"):
+        rec.predict(str(missing))
+    # In a list, the batch goes on past it: the failure is that item's `error`.
+    (p,) = rec.predict([str(missing)])
+    assert p.digit is None and "no such file" in p.error
+
+
+def test_reprs_are_short(rec, images):
+    p = rec.predict_one(images["ring.png"])
+    text = repr(p)
+    assert len(text) < 200 and f"digit={p.digit}" in text and "image28" not in text
+    failed = rec.predict([images["notes.png"]])[0]
+    assert "error=" in repr(failed)
+    reading = rec.read(images["ring.png"])
+    assert len(repr(reading)) < 200 and f"number={reading.number!r}" in repr(reading)

@@ -6,8 +6,9 @@
         print(p.source, p.digit, p.confidence, p.top(3), p.unsure, p.error)
     print(rec.read("house-number.png").number)    # "2026"
 
-Inputs may be paths, encoded bytes, PIL images or numpy arrays (any polarity, any size). Bad input
-never raises from `predict`: it comes back as a Prediction with `error` set, and the rest go on.
+Inputs may be paths, encoded bytes, PIL images or numpy arrays (any polarity, any size). In a list,
+bad input (a missing file, undecodable bytes) comes back as a Prediction with `error` set, and the
+rest go on; a single input that cannot be read raises ImageError naming the problem.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ class Prediction:
     note: str | None = None
     error: str | None = None
 
+    def __repr__(self) -> str:
+        # Short: the 28x28 image and the probabilities stay out (they made the repr 11 kB).
+        extra = "".join(f", {k}={v!r}" for k, v in (("note", self.note), ("error", self.error)) if v)
+        return (f"Prediction(source={self.source!r}, digit={self.digit}, confidence={self.confidence:.3f}, "
+                f"unsure={self.unsure}{extra})")
+
     def top(self, k: int = 3) -> list[tuple[int, float]]:
         """The k most probable classes, most probable first: [(class, probability), ...]."""
         order = np.argsort(self.probabilities)[::-1][:k]
@@ -92,6 +99,10 @@ class Reading:
     boxes: tuple[tuple[int, int, int, int], ...]
     confidence: float
     unsure: bool
+
+    def __repr__(self) -> str:
+        return (f"Reading(source={self.source!r}, number={self.number!r}, confidence={self.confidence:.3f}, "
+                f"unsure={self.unsure}, {len(self.digits)} digits)")
 
     def to_dict(self, include_images: bool = False) -> dict:
         return {
@@ -275,8 +286,14 @@ class Recognizer:
         return self._prediction(_source_of(image), image28, probs, note)
 
     def predict(self, images) -> list[Prediction]:
-        """One input or a list of them -> one Prediction each, in order; failures carry `error`."""
-        items = list(images) if isinstance(images, (list, tuple)) else [images]
+        """A list of inputs -> one Prediction each, in order; an input that cannot be read (a missing
+        file, undecodable bytes) gets a Prediction carrying `error`, so a batch goes on past it.
+
+        One input (not in a list) -> [Prediction], raising ImageError when it cannot be read.
+        """
+        if not isinstance(images, (list, tuple)):
+            return [self.predict_one(images)]
+        items = list(images)
         prepared: list[tuple[np.ndarray | None, str | None, str | None]] = []
         for item in items:
             try:
