@@ -214,7 +214,7 @@ def run(args) -> int:
     if args.images:
         from digitlab.cli.train_images import finetune_source, run_images
 
-        return run_images(args, finetune_source(args))
+        return run_images(args, finetune_source(args), (*CONFIG_FLAGS, *BOOL_FLAGS), parse_model_args)
     started = time.time_ns()
     if args.resume:
         if args.overwrite:

@@ -29,8 +29,7 @@ def add_images_args(parser: argparse.ArgumentParser) -> None:
                    help=f"your images' share of the mixed set, by repetition (default {d.user_share})")
 
 
-def _finetune_config(args):
-    from digitlab.cli.train import BOOL_FLAGS, CONFIG_FLAGS
+def _finetune_config(args, flags, parse_pairs):
     from digitlab.errors import ConfigError
     from digitlab.train.config import TrainConfig
 
@@ -39,14 +38,12 @@ def _finetune_config(args):
     if given:
         raise ConfigError(f"--images fine-tunes a trained model (--from RUN, or the shipped one): drop {', '.join(given)}")
     values = dict(FINETUNE_CONFIG)
-    for name in (*CONFIG_FLAGS, *BOOL_FLAGS):
+    for name in flags:
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
     if getattr(args, "augment_arg", None):
-        from digitlab.cli.train import parse_model_args
-
-        values["augment_options"] = parse_model_args(args.augment_arg, "--augment-arg")
+        values["augment_options"] = parse_pairs(args.augment_arg, "--augment-arg")
     values["device"], values["threads"] = args.device, args.threads
     return TrainConfig.from_dict(values)
 
@@ -60,8 +57,11 @@ def finetune_source(args) -> str | None:
     return source
 
 
-def run_images(args, source: str | None) -> int:
-    """Fine-tune the model at `source` (None: the shipped one) on args.images; save the run."""
+def run_images(args, source: str | None, flags, parse_pairs) -> int:
+    """Fine-tune the model at `source` (None: the shipped one) on args.images; save the run.
+
+    flags: the names of `train`'s settings flags (an explicit one overrides FINETUNE_CONFIG);
+    parse_pairs: its KEY=VALUE parser, for --augment-arg."""
     import json
     from pathlib import Path
 
@@ -74,7 +74,7 @@ def run_images(args, source: str | None) -> int:
     from digitlab.train.device import resolve_device
     from digitlab.workflows.train_run import save_run
 
-    config = _finetune_config(args)
+    config = _finetune_config(args, flags, parse_pairs)
     settings = FinetuneSettings(holdout=args.holdout, mnist_images=args.mix_mnist, user_share=args.user_share,
                                 seed=config.seed)
     model = load_model(source)
