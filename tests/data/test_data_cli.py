@@ -100,3 +100,32 @@ def test_data_without_subcommand_shows_usage(isolated_data_env):
 
 def test_download_rejects_bad_timeout(isolated_data_env):
     assert_one_line_error(run("download", "--timeout", "0", cache=isolated_data_env), "--timeout 0")
+
+
+def test_samples_show_the_first_images_unless_random(tmp_path, monkeypatch):
+    import numpy as np
+
+    from digitlab.cli.main import main
+    from digitlab.viz import samples
+
+    arrays = write_tiny_folder(tmp_path / "d")
+    shown = []
+    real = samples.sample_grid_figure
+    monkeypatch.setattr(samples, "sample_grid_figure",
+                        lambda images, labels, **kw: shown.append((images, kw["title"])) or real(images, labels, **kw))
+    base = ["data", "samples", "--data-dir", str(tmp_path / "d"), "--n", "4", "--split", "train"]
+    assert main([*base, "-o", str(tmp_path / "first.png")]) == 0
+    assert np.array_equal(shown[-1][0], arrays["train_images"][:4]) and "first 4" in shown[-1][1]
+    assert main([*base, "-o", str(tmp_path / "random.png"), "--seed", "3"]) == 0
+    assert "seed 3" in shown[-1][1] and not np.array_equal(shown[-1][0], arrays["train_images"][:4])
+
+
+def test_sample_indices():
+    import numpy as np
+
+    from digitlab.cli.data import sample_indices
+
+    assert sample_indices(100, 9)[0].tolist() == list(range(9))
+    pick, _ = sample_indices(100, 9, random=True)
+    assert pick.tolist() == sorted(set(pick.tolist())) and len(pick) == 9 and pick.max() < 100
+    assert np.array_equal(pick, sample_indices(100, 9, seed=0)[0])  # --seed implies --random; default seed 0

@@ -28,7 +28,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="PNG file to write, e.g. samples.png")
     p.add_argument("--n", type=int, default=9, help="number of images (default 9: a 3x3 grid)")
     p.add_argument("--split", choices=("train", "test"), default="train", help="which split (default train)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random pick (default 0)")
+    p.add_argument("--random", action="store_true",
+                   help="a random pick instead of the split's first images (the article shows the first 9)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the random pick (implies --random; default 0)")
     p.set_defaults(handler=cmd_samples)
 
     p = sub.add_parser("verify", help="check each file's SHA-256 and decoded content against the spec")
@@ -59,6 +61,18 @@ def cmd_describe(args) -> int:
     return 0
 
 
+def sample_indices(count: int, n: int, random: bool = False, seed: int | None = None):
+    """(indices of the images to show, a title saying which): the first n, or a sorted random pick
+    when `random` or a `seed` is given."""
+    import numpy as np
+
+    if not random and seed is None:
+        return np.arange(n), f"the first {n} images"
+    seed = 0 if seed is None else seed
+    pick = np.sort(np.random.default_rng(seed).choice(count, size=n, replace=False))
+    return pick, f"{n} random images (seed {seed})"
+
+
 def cmd_samples(args) -> int:
     from pathlib import Path
 
@@ -76,9 +90,9 @@ def cmd_samples(args) -> int:
     images, labels = data.split(args.split)
     if args.n > len(images):
         raise ConfigError(f"--n {args.n}: the {args.split} split holds only {len(images)} images")
-    pick = np.sort(np.random.default_rng(args.seed).choice(len(images), size=args.n, replace=False))
+    pick, which = sample_indices(len(images), args.n, args.random, args.seed)
     fig = sample_grid_figure(images[pick], labels[pick], n=args.n, classes=data.classes,
-                             title=f"{data.name} {args.split}: {args.n} samples (seed {args.seed})")
+                             title=f"{data.name} {args.split}: {which}")
     save_figure(fig, output)
     print(f"wrote {output} ({args.n} {args.split} images of {data.name})")
     return 0
