@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.data.idx import check_pair, content_sha256, load_bytes, read_images, read_labels
+from digitlab.data.idx import check_pair, content_sha256, load_bytes, read_images, read_labels, role_limit
 from digitlab.data.locate import find_idx_files, npz_path, resolve_data_dir
 from digitlab.data.sources import ROLES, DatasetSpec, get_spec
 from digitlab.errors import DataError
@@ -82,12 +82,15 @@ def read_folder(folder: str | os.PathLike, spec: DatasetSpec) -> dict[str, np.nd
                             + (f" or {spec.npz.name}" if spec.npz else ""))
         from digitlab.data.npz import read_npz
 
-        return read_npz(npz, spec.num_classes, spec.image_shape)
+        counts = (spec.files["train_images"].count, spec.files["test_images"].count)
+        return read_npz(npz, spec.num_classes, spec.image_shape, None if None in counts else counts)
     arrays: dict[str, np.ndarray] = {}
     for split in ("train", "test"):
         images_path, labels_path = found[f"{split}_images"], found[f"{split}_labels"]
-        images = read_images(images_path, image_shape=spec.image_shape)
-        labels = read_labels(labels_path, spec.num_classes)
+        # The declared counts cap decompression: a gzip bomb is refused, not expanded.
+        images = read_images(images_path, image_shape=spec.image_shape,
+                             max_items=spec.files[f"{split}_images"].count)
+        labels = read_labels(labels_path, spec.num_classes, max_items=spec.files[f"{split}_labels"].count)
         check_pair(images, labels, images_name=str(images_path), labels_name=str(labels_path))
         arrays[f"x_{split}"] = images
         arrays[f"y_{split}"] = labels.astype(np.int64)
@@ -155,7 +158,8 @@ def verify_folder(folder: str | os.PathLike, spec: DatasetSpec) -> list[dict]:
                             "detail": "missing (neither .gz nor raw)"})
             continue
         try:
-            content, _ = load_bytes(path)  # decompress once: hash and decode the same bytes
+            limit = role_limit(role, file.count, spec.image_shape)
+            content, _ = load_bytes(path, max_bytes=limit)  # decompress once: hash and decode the same bytes
             digest = hashlib.sha256(content).hexdigest()
             if role.endswith("images"):
                 array = read_images(content, name=str(path), image_shape=spec.image_shape)
@@ -188,7 +192,8 @@ def _verify_npz(path: Path, spec: DatasetSpec) -> dict:
     from digitlab.data.npz import read_npz
 
     try:
-        arrays = read_npz(path, spec.num_classes, spec.image_shape)
+        counts = (spec.files["train_images"].count, spec.files["test_images"].count)
+        arrays = read_npz(path, spec.num_classes, spec.image_shape, None if None in counts else counts)
         digest = content_sha256(path)
     except DataError as exc:
         return {"file": str(path), "role": "npz", "ok": False, "detail": str(exc).replace(f"{path}: ", "")}

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from digitlab.data.filenames import find_file
-from digitlab.data.idx import GZIP_MAGIC, content_sha256, looks_like_html
+from digitlab.data.idx import GZIP_MAGIC, content_sha256, looks_like_html, role_limit
 from digitlab.data.sources import ROLES, DatasetSpec, FileSpec
 from digitlab.errors import DataError, DownloadError, OutputError
 from digitlab.files import atomic_path, ensure_dir
@@ -109,11 +109,16 @@ def _check_download(tmp: Path, file: FileSpec) -> None:
     if file.name.endswith(".gz") and head[:2] != GZIP_MAGIC:
         raise _BadContent("answer is not gzip data")
     try:
-        digest = content_sha256(tmp)
+        digest = content_sha256(tmp, max_bytes=_limit(file))
     except DataError:
         raise _BadContent("answer is a broken gzip stream (cut short?)") from None
     if digest != file.sha256:
         raise _BadContent(f"checksum mismatch: decompressed SHA-256 {digest[:16]}... expected {file.sha256[:16]}...")
+
+
+def _limit(file: FileSpec) -> int | None:
+    """The most bytes the file's content may hold, from its declared count: a gzip bomb stops there."""
+    return role_limit("images" if "idx3" in file.name else "labels", file.count)
 
 
 def _download_verified(url: str, file: FileSpec, dest: Path, timeout: float, bar) -> Path:
@@ -178,7 +183,7 @@ def _verified(path: Path | None, file: FileSpec) -> bool:
     if path is None:
         return False
     try:
-        return content_sha256(path) == file.sha256
+        return content_sha256(path, max_bytes=_limit(file)) == file.sha256
     except DataError:
         return False
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
+import stat
 import zlib
 from pathlib import Path
 
@@ -50,12 +52,35 @@ def looks_like_html(head: bytes) -> bool:
                                        or b"<body" in start or b"<?xml" in start)
 
 
-def load_bytes(source: str | os.PathLike | bytes, name: str | None = None) -> tuple[bytes, str]:
+# Decompression stops at the size a file may hold: what its header declares, and at most what the
+# dataset declares (its item count and image shape, data/sources.py); DEFAULT_MAX_BYTES where no dataset
+# says. A small slack past the header's size lets a slightly long file be reported with its exact excess.
+DEFAULT_MAX_BYTES = 1 << 30
+_SLACK = 1 << 16
+
+
+def idx_size(shape: tuple[int, ...], itemsize: int = 1) -> int:
+    """Bytes of an IDX file holding an array of `shape`: the header and the values."""
+    return 4 + 4 * len(shape) + int(np.prod(shape, dtype=np.int64)) * itemsize
+
+
+def role_limit(role: str, count: int | None, image_shape: tuple[int, int] = (28, 28)) -> int | None:
+    """The most bytes a dataset's `role` file may decompress to, from the count it declares (None: no cap)."""
+    if count is None:
+        return None
+    return idx_size((count, *image_shape)) if role.endswith("images") else idx_size((count,))
+
+
+def load_bytes(source: str | os.PathLike | bytes, name: str | None = None,
+               max_bytes: int | None = None) -> tuple[bytes, str]:
     """The decompressed content of an IDX file (path, or the file's bytes) and the name to report.
 
-    Raises DataError for a missing, unreadable or empty file, an HTML page where data should be,
-    a file named .gz that is not gzip data, and a truncated or corrupt gzip stream.
+    Raises DataError for a missing, unreadable, non-regular or empty file, an HTML page where data
+    should be, a file named .gz that is not gzip data, a truncated or corrupt gzip stream, and content
+    beyond `max_bytes` (default DEFAULT_MAX_BYTES) or beyond what its own header declares: decompression
+    stops there, so a gzip bomb costs no more memory than the real file would.
     """
+    limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw = bytes(source)
         name = name or "<bytes>"
@@ -64,14 +89,7 @@ def load_bytes(source: str | os.PathLike | bytes, name: str | None = None) -> tu
         path = Path(source)
         name = name or str(path)
         named_gz = path.name.endswith(".gz")
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise _fail(name, "file not found") from None
-        except IsADirectoryError:
-            raise _fail(name, "is a folder, not an IDX file") from None
-        except OSError as exc:
-            raise _fail(name, f"cannot be read ({exc.strerror or exc})") from None
+        raw = _read_capped(path, name, limit)
 
     if not raw:
         raise _fail(name, f"is empty (0 bytes), probably a failed download: {_REDOWNLOAD}")
@@ -79,7 +97,7 @@ def load_bytes(source: str | os.PathLike | bytes, name: str | None = None) -> tu
         raise _fail(name, f"is an HTML page, not IDX data (an error page saved by a failed download?): {_REDOWNLOAD}")
     if raw[:2] == GZIP_MAGIC:
         try:
-            data = gzip.decompress(raw)
+            data = _gunzip_capped(raw, name, limit)
         except EOFError:
             raise _fail(name, f"is a truncated gzip file (the download was cut short): {_REDOWNLOAD}") from None
         except (gzip.BadGzipFile, zlib.error, OSError) as exc:
@@ -89,7 +107,47 @@ def load_bytes(source: str | os.PathLike | bytes, name: str | None = None) -> tu
         return data, name
     if named_gz:
         raise _fail(name, f"is named .gz but is not gzip data (starts with {raw[:4].hex()}): {_REDOWNLOAD}")
+    if len(raw) > limit + _SLACK:
+        raise _fail(name, f"is over {limit:,} bytes, more than this file may hold: the file is corrupt; {_REDOWNLOAD}")
     return raw, name
+
+
+def _read_capped(path: Path, name: str, limit: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise _fail(name, "is not a regular file: point at the IDX file itself")
+            return fh.read(limit + _SLACK + 1)
+    except FileNotFoundError:
+        raise _fail(name, "file not found") from None
+    except IsADirectoryError:
+        raise _fail(name, "is a folder, not an IDX file") from None
+    except OSError as exc:
+        raise _fail(name, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def _gunzip_capped(raw: bytes, name: str, limit: int) -> bytes:
+    """Decompress at most the size the IDX header declares (itself at most `limit`), plus a small slack."""
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
+        head = fh.read(4)
+        if len(head) < 4 or head[0] or head[1] or head[2] not in DTYPE_CODES or head[3] == 0:
+            return head + fh.read(1024)  # parse_idx names the problem from the first bytes
+        dims = fh.read(4 * head[3])
+        if len(dims) < 4 * head[3]:
+            return head + dims
+        shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(head[3]))
+        declared = idx_size(shape, np.dtype(DTYPE_CODES[head[2]][0]).itemsize)
+        if declared > limit:
+            raise _fail(name, f"its header declares {'x'.join(map(str, shape))} values ({declared:,} bytes), "
+                              f"more than the {limit:,} this file may hold: the file is corrupt or a "
+                              f"decompression bomb; {_REDOWNLOAD}")
+        ceiling = declared + _SLACK
+        body = fh.read(ceiling - len(head) - len(dims))
+    data = head + dims + body
+    if len(data) >= ceiling:
+        raise _fail(name, f"decompresses to more than the {declared:,} bytes its header declares (stopped after "
+                          f"{len(data):,}): the file is corrupt or a decompression bomb; {_REDOWNLOAD}")
+    return data
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -151,9 +209,11 @@ def read_idx(source: str | os.PathLike | bytes, name: str | None = None) -> np.n
 
 
 def read_images(source: str | os.PathLike | bytes, *, name: str | None = None,
-                image_shape: tuple[int, int] = (28, 28)) -> np.ndarray:
-    """Images as uint8 (N, H, W), 0 = background, 255 = ink; (H, W) must equal `image_shape`."""
-    data, name = load_bytes(source, name)
+                image_shape: tuple[int, int] = (28, 28), max_items: int | None = None) -> np.ndarray:
+    """Images as uint8 (N, H, W), 0 = background, 255 = ink; (H, W) must equal `image_shape`.
+
+    max_items: the most images the file may hold (the dataset's declared count); decompression stops there."""
+    data, name = load_bytes(source, name, role_limit("images", max_items, image_shape))
     _check_header(data, name, IMAGES_MAGIC, 3, "images")
     images = parse_idx(data, name)
     if tuple(images.shape[1:]) != tuple(image_shape):
@@ -162,9 +222,10 @@ def read_images(source: str | os.PathLike | bytes, *, name: str | None = None,
     return images
 
 
-def read_labels(source: str | os.PathLike | bytes, num_classes: int = 10, *, name: str | None = None) -> np.ndarray:
-    """Labels as uint8 (N,), every value in 0 .. num_classes-1."""
-    data, name = load_bytes(source, name)
+def read_labels(source: str | os.PathLike | bytes, num_classes: int = 10, *, name: str | None = None,
+                max_items: int | None = None) -> np.ndarray:
+    """Labels as uint8 (N,), every value in 0 .. num_classes-1 (at most `max_items` of them)."""
+    data, name = load_bytes(source, name, role_limit("labels", max_items))
     _check_header(data, name, LABELS_MAGIC, 1, "labels")
     labels = parse_idx(data, name)
     check_labels(labels, num_classes, name)
@@ -209,20 +270,27 @@ def encode_idx(array: np.ndarray) -> bytes:
     return header + body
 
 
-def content_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+def content_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20, max_bytes: int | None = None) -> str:
     """SHA-256 of a file's DECOMPRESSED content (gzip is recognised by its magic bytes).
 
     The same value holds for the official .gz, a recompressed .gz and the raw file. Streams, so
-    memory stays flat. Raises DataError for a missing file or a broken gzip stream.
+    memory stays flat, and stops past `max_bytes` (default DEFAULT_MAX_BYTES) of content. Raises
+    DataError for a missing file, a broken gzip stream or content over the limit.
     """
     path = Path(path)
+    limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     digest = hashlib.sha256()
+    total = 0
     try:
         with open(path, "rb") as fh:
             compressed = fh.read(2) == GZIP_MAGIC
         opener = gzip.open if compressed else open
         with opener(path, "rb") as fh:
             while chunk := fh.read(chunk_size):
+                total += len(chunk)
+                if total > limit:
+                    raise _fail(str(path), f"holds more than the {limit:,} bytes this file may hold: the file is "
+                                           f"corrupt or a decompression bomb; {_REDOWNLOAD}")
                 digest.update(chunk)
     except FileNotFoundError:
         raise _fail(str(path), "file not found") from None
