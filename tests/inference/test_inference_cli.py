@@ -110,3 +110,16 @@ def test_export_then_predict_with_onnx(capsys, mlp_run, images, tmp_path):
     assert np.abs(np.array(a["probabilities"]) - b["probabilities"]).max() < 1e-4
     code, _, err = run_cli(capsys, "export", "--onnx", target)
     assert code == 2 and "give a run folder" in err
+
+
+def test_predict_on_several_digits_suggests_read(capsys, mlp_run, tmp_path):
+    canvas = np.full((120, 400), 255, np.uint8)
+    for x in (40, 160, 280):
+        canvas[20:100, x : x + 60] = ring_digit(80, radius=0.3, width=0.1)[:, 10:70]
+    number, one = tmp_path / "number.png", tmp_path / "one.png"
+    number.write_bytes(encode(Image.fromarray(canvas)))
+    one.write_bytes(encode(Image.fromarray(canvas[:, 20:140])))
+    code, out, _ = run_cli(capsys, "predict", "--model", mlp_run, number, one)
+    lines = dict(line.split(": ", 1) for line in out.splitlines())
+    assert code == 0
+    assert f"digitlab read {number}" in lines[str(number)] and "digitlab read" not in lines[str(one)]

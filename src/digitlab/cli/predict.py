@@ -150,6 +150,20 @@ def _progress(total: int):
     return bar
 
 
+def looks_like_several_digits(image28, wide: float = 1.5) -> bool:
+    """Is the ink in the 28x28 much wider than tall? A single digit rarely is (0.5% of MNIST's test
+    digits at 1.5), a row of digits read as one is: then `digitlab read` is the command."""
+    import numpy as np
+
+    if image28 is None:
+        return False
+    ink = image28 > 0.25
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if len(rows) == 0:
+        return False
+    return (cols[-1] - cols[0] + 1) >= wide * (rows[-1] - rows[0] + 1)
+
+
 def _text_line(p) -> str:
     if p.digit is None:
         if p.note and p.note.startswith("no digit found"):  # the note already says so, and why
@@ -158,6 +172,8 @@ def _text_line(p) -> str:
     top = ", ".join(f"{d} {q:.3f}" for d, q in p.top(3))
     flag = "  UNSURE" if p.unsure else ""
     note = f"  (note: {p.note})" if p.note else ""
+    if looks_like_several_digits(p.image28):
+        note += f"  (several digits? digitlab read {p.source} reads a number)"
     return f"{p.source}: {p.digit}  confidence {p.confidence:.3f}{flag}  top 3: {top}{note}"
 
 
