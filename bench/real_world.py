@@ -151,7 +151,8 @@ def body(args) -> int:
     for i, (_, _, source, kind) in enumerate(real):
         groups["source"][source].append(i)
         groups["kind"][kind].append(i)
-    per = {g: {k: accuracies(found, labels, np.array(v)) for k, v in sorted(rows.items())} for g, rows in groups.items()}
+    per = {g: {k: accuracies(found, labels, np.array(v)) for k, v in sorted(rows.items())}
+           for g, rows in groups.items()}
     for kind, acc in per["kind"].items():
         print(line(f"  kind {kind}", acc, None, None))
     for source, acc in per["source"].items():

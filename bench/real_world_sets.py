@@ -133,7 +133,8 @@ def font_style(label: int, style: str, rng) -> bytes:
     from digitlab.data.synthetic import available_fonts, render_digit
 
     fonts = available_fonts("test")
-    ink = render_digit(label, fonts[int(rng.integers(len(fonts)))], style=style, size=int(rng.integers(48, 160)), rng=rng)
+    font = fonts[int(rng.integers(len(fonts)))]
+    ink = render_digit(label, font, style=style, size=int(rng.integers(48, 160)), rng=rng)
     return png(255 - ink)
 
 

@@ -13,7 +13,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="test accuracy of a saved model (or the shipped one), or its accuracy on your labelled images",
         description="Score a model on the test set, or with --images DIR on your own labelled images laid out as "
-                    "DIR/<label>/*.png (labels 0-9; a folder named by a longer number, e.g. 2026/, is read as a number).")
+                    "DIR/<label>/*.png (labels 0-9; a folder named by a longer number, e.g. 2026/, is read as "
+                    "a number).")
     p.add_argument("run", nargs="?", help="run folder, .safetensors or model .json (same as --model)")
     p.add_argument("--pretrained", action="store_true", help="evaluate the model that ships with digitlab")
     p.add_argument("--images", metavar="DIR", help="score your own labelled images: DIR/<label>/*.png|jpg|...")

@@ -36,7 +36,8 @@ def _finetune_config(args, flags, parse_pairs):
     given = [f"--{n.replace('_', '-')}" for n in NOT_WITH_IMAGES if getattr(args, n, None)]
     given += ["--model-arg"] if getattr(args, "model_arg", None) else []
     if given:
-        raise ConfigError(f"--images fine-tunes a trained model (--from RUN, or the shipped one): drop {', '.join(given)}")
+        raise ConfigError("--images fine-tunes a trained model (--from RUN, or the shipped one): "
+                          f"drop {', '.join(given)}")
     values = dict(FINETUNE_CONFIG)
     for name in flags:
         value = getattr(args, name, None)

@@ -165,7 +165,8 @@ def summarise(answers: list[Answer]) -> dict:
     labels = sorted({a.image.label for a in answers}, key=lambda s: (len(s), s))
     per_class = _tally(answers, lambda a: a.image.label)
     confusions = Counter((a.image.label, a.predicted) for a in answers if not a.right)
-    wrong = [{"file": a.image.path, "true": a.image.label, "predicted": None if a.predicted == NO_ANSWER else a.predicted,
+    wrong = [{"file": a.image.path, "true": a.image.label,
+              "predicted": None if a.predicted == NO_ANSWER else a.predicted,
               "confidence": round(a.confidence, 6), "source": a.image.source, "reason": a.reason}
              for a in answers if not a.right]
     return {
