@@ -212,3 +212,39 @@ def test_image_and_label_count_mismatch(tmp_path):
 def test_bytes_source_is_named_in_errors():
     with pytest.raises(DataError, match=r"^upload\.idx: wrong magic number"):
         read_idx(b"PK\x03\x04" + bytes(20), name="upload.idx")
+
+
+# --- decompression bombs: refused after at most about the declared size -------------------------
+
+def _gzip_bomb(header: bytes, gigabytes: float = 1.5) -> bytes:
+    """gzip members that expand to `gigabytes` GB of zeros after `header`; the file is about 1.5 MB."""
+    zeros = gzip.compress(bytes(10 << 20), compresslevel=9)  # 10 MiB of zeros, ~10 KB compressed
+    return gzip.compress(header, compresslevel=9) + zeros * int(gigabytes * 1024 / 10)
+
+
+@pytest.mark.parametrize("declared, needle", [
+    (60000, "decompresses to more than the 47,040,016 bytes its header declares"),  # honest header, long body
+    (4_000_000_000, "more than the 47,040,016 this file may hold"),  # a header declaring billions of images
+])
+def test_gzip_bomb_in_the_data_folder_is_refused_without_expanding(tmp_path, declared, needle):
+    import tracemalloc
+
+    from digitlab.data.dataset import load_dataset
+
+    folder = tmp_path / "bombed"
+    folder.mkdir()
+    bomb = _gzip_bomb(idx_header(0x08, declared, 28, 28))
+    assert len(bomb) < 2_000_000
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(bomb)
+    for name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (folder / name).write_bytes(gzip.compress(labels_bytes()))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as info:
+            load_dataset("mnist", data_dir=folder, download=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert "\n" not in message and needle in message and "decompression bomb" in message
+    assert peak < 200e6, f"peak {peak / 1e6:.0f} MB: the bomb was expanded"  # 1.5 GB if it were

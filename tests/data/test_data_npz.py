@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from datalayer_helpers import tiny_arrays
@@ -91,3 +93,30 @@ def test_not_an_npz(tmp_path, content, match):
     with pytest.raises(DataError) as info:
         read_npz(path)
     assert str(info.value).startswith(f"{path}: ") and match in str(info.value)
+
+
+def test_npz_zip_bomb_is_refused_before_decompression(tmp_path):
+    """A member of 400 MB of zeros (0.4 MB on disk) where mnist's x_train can take at most 376 MB."""
+    import tracemalloc
+    import zipfile
+
+    path = tmp_path / "mnist.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (510_000, 28, 28)})
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("x_train.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            for _ in range(400):
+                member.write(bytes(1 << 20))
+        for key in ("y_train", "x_test", "y_test"):
+            archive.writestr(f"{key}.npy", b"")
+    assert path.stat().st_size < 2_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as info:
+            load_dataset("mnist", data_dir=tmp_path, download=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "x_train declares" in str(info.value) and "zip bomb" in str(info.value)
+    assert peak < 50e6

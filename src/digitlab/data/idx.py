@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import stat
 import zlib
@@ -61,7 +62,7 @@ _SLACK = 1 << 16
 
 def idx_size(shape: tuple[int, ...], itemsize: int = 1) -> int:
     """Bytes of an IDX file holding an array of `shape`: the header and the values."""
-    return 4 + 4 * len(shape) + int(np.prod(shape, dtype=np.int64)) * itemsize
+    return 4 + 4 * len(shape) + math.prod(shape) * itemsize  # Python ints: no overflow
 
 
 def role_limit(role: str, count: int | None, image_shape: tuple[int, int] = (28, 28)) -> int | None:
@@ -173,7 +174,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
                           f"{_REDOWNLOAD}")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(DTYPE_CODES[code][0])
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python ints: a lying header cannot overflow it
     expected = header_len + count * dtype.itemsize
     dims = "x".join(map(str, shape))
     if len(data) < expected:
