@@ -95,3 +95,13 @@ def test_diagnose_bundles_everything_json_ready():
     assert d["misclassified"][0]["true"] == 4 and d["misclassified"][0]["pred"] == 5
     assert d["overfitting"]["text"].startswith("train accuracy 0.900")
     json.dumps(d)
+
+
+def test_readout_does_not_call_a_small_uptick_within_noise_rising():
+    # A 0.0013 uptick on a loss of 0.06 that moves by about that much every epoch: flat, no "stop earlier".
+    val_loss = [0.20, 0.11, 0.075, 0.0612, 0.0605, 0.0618, 0.0600, 0.0613]
+    r = overfitting_readout(_history([0.9 + 0.01 * i for i in range(8)], [0.97] * 8, val_loss))
+    assert r["val_loss_rising"] is False and "stop earlier" not in r["text"]
+    # The same curve climbing well past its noise does count.
+    climbing = overfitting_readout(_history([0.9 + 0.01 * i for i in range(8)], [0.97] * 8, val_loss[:-1] + [0.085]))
+    assert climbing["val_loss_rising"] is True and climbing["best_epoch"] == 7

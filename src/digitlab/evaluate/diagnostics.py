@@ -15,8 +15,11 @@ import numpy as np
 # Thresholds of the plain-words verdict, in accuracy points (train - test).
 _GAP_LITTLE = 1.0
 _GAP_MILD = 3.0
-# val_loss counts as rising when its last value is this much (relative) above its minimum.
-_RISE_TOLERANCE = 0.02
+# val_loss counts as rising when its last value is above its minimum by more than this fraction of
+# the minimum AND more than _NOISE_MULTIPLE times its typical epoch-to-epoch change late in training:
+# an uptick of 0.001 on a loss of 0.07 that wobbles by 0.001 every epoch is noise, not a reason to stop.
+_RISE_TOLERANCE = 0.05
+_NOISE_MULTIPLE = 2.0
 
 
 def mean_curve(histories: Sequence[dict], key: str) -> list[float]:
@@ -67,7 +70,7 @@ def overfitting_readout(histories, test_label: str = "test") -> dict:
             f"gap {gap:.1f} points ({verdict})")
     if val_loss:
         best = int(np.argmin(val_loss))
-        rising = best < len(val_loss) - 1 and val_loss[-1] > val_loss[best] * (1 + _RISE_TOLERANCE)
+        rising = best < len(val_loss) - 1 and val_loss[-1] - val_loss[best] > _rise_threshold(val_loss)
         out["best_epoch"], out["val_loss_rising"] = best + 1, bool(rising)
         if rising:
             text += (f"; validation loss rising since epoch {best + 1} "
@@ -76,6 +79,14 @@ def overfitting_readout(histories, test_label: str = "test") -> dict:
             text += f"; validation loss still falling or flat (lowest {min(val_loss):.4f} at epoch {best + 1})"
     out["text"] = text
     return out
+
+
+def _rise_threshold(val_loss) -> float:
+    """How far above its minimum the last val_loss must be to count as rising (see _RISE_TOLERANCE):
+    the noise is the median epoch-to-epoch change over the second half, the last change left out."""
+    late = np.abs(np.diff(np.asarray(val_loss[len(val_loss) // 2 : -1], dtype=float)))
+    noise = float(np.median(late)) if len(late) else 0.0
+    return max(_RISE_TOLERANCE * min(val_loss), _NOISE_MULTIPLE * noise)
 
 
 def per_class_rows(scores: dict) -> list[dict]:
