@@ -79,7 +79,7 @@ def test_read_only_folder_simulated(old_run, small_data, capsys, monkeypatch):
 
     monkeypatch.setattr(os, "open", ro_open)
     monkeypatch.setattr(os, "mkdir", ro_mkdir)
-    code = main([*TRAIN, "--data-dir", str(small_data), "-o", str(old_run), "--seed", "2"])
+    code = main([*TRAIN, "--data-dir", str(small_data), "-o", str(old_run), "--seed", "2", "--overwrite"])
     monkeypatch.undo()
     _assert_one_line_error(capsys, code, "read-only", "choose a writable output folder")
     assert _snapshot(old_run) == before
@@ -94,7 +94,7 @@ def test_full_disk_simulated(old_run, small_data, capsys, monkeypatch, checkpoin
 
     monkeypatch.setattr(os, "fsync", full)
     extra = ["--checkpoint-every", "1"] if checkpoints else []
-    code = main([*TRAIN, *extra, "--data-dir", str(small_data), "-o", str(old_run), "--seed", "2"])
+    code = main([*TRAIN, *extra, "--data-dir", str(small_data), "-o", str(old_run), "--seed", "2", "--overwrite"])
     monkeypatch.undo()
     _assert_one_line_error(capsys, code, "the disk is full")
     after = _snapshot(old_run)
@@ -155,7 +155,7 @@ def _is_library_warning(line: str) -> bool:
 @pytest.mark.parametrize("mode,hint", [("ro", "read-only"), ("full", "the disk is full")])
 def test_real_tmpfs_checkpoint_write(old_run, small_data, tmp_path, mode, hint):
     before = _snapshot(old_run)
-    args = [*TRAIN, "--checkpoint-every", "1", "--data-dir", str(small_data), "--seed", "2"]
+    args = [*TRAIN, "--checkpoint-every", "1", "--data-dir", str(small_data), "--seed", "2", "--overwrite"]
     code, errors, after = _run_on_tmpfs(tmp_path, old_run, mode, args)
     assert code == 1
     assert len(errors) == 1 and errors[0].startswith("digitlab train: error: cannot write ") and hint in errors[0], errors
@@ -164,13 +164,13 @@ def test_real_tmpfs_checkpoint_write(old_run, small_data, tmp_path, mode, hint):
 
 def test_real_tmpfs_full_disk_on_final_model_save(old_run, small_data, tmp_path):
     before = _snapshot(old_run)
-    code, errors, after = _run_on_tmpfs(tmp_path, old_run, "full", [*TRAIN, "--data-dir", str(small_data), "--seed", "2"])
+    code, errors, after = _run_on_tmpfs(tmp_path, old_run, "full", [*TRAIN, "--data-dir", str(small_data), "--seed", "2", "--overwrite"])
     assert after == before
     assert code == 1 and len(errors) == 1 and "the disk is full" in errors[0], errors
 
 
 def test_real_tmpfs_read_only_on_final_model_save(old_run, small_data, tmp_path):
     before = _snapshot(old_run)
-    code, errors, after = _run_on_tmpfs(tmp_path, old_run, "ro", [*TRAIN, "--data-dir", str(small_data), "--seed", "2"])
+    code, errors, after = _run_on_tmpfs(tmp_path, old_run, "ro", [*TRAIN, "--data-dir", str(small_data), "--seed", "2", "--overwrite"])
     assert code == 1 and len(errors) == 1 and "read-only" in errors[0], errors
     assert after == before
