@@ -44,3 +44,14 @@ def tiny_digits():
     for i, k in enumerate(y):
         x[i, 2 * k + 4 : 2 * k + 7, 4:24] = 255
     return x, y.astype(np.int64)
+
+
+# Tests that need the real MNIST, a server, a browser or a Ray cluster are slow by nature:
+# `pytest -m "not slow"` is the quick loop, plain `pytest` still runs everything.
+SLOW_BY_NATURE = ("integration", "e2e", "ray")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_BY_NATURE):
+            item.add_marker(pytest.mark.slow)

@@ -12,6 +12,7 @@ import pytest
 BENCH_SCRIPT = "best_accuracy"
 
 
+@pytest.mark.slow
 def test_together_trains_every_seed_beside_the_others_and_ensembles_them(bench, mnist, tmp_path, capsys):
     # A GPU left mostly idle by one run trains all five at once in about one run's time (session 7): the
     # script must then start seed 0 with the others (no solo time claimed) and still ensemble them all.
@@ -59,6 +60,7 @@ def test_fit_epochs_sizes_the_schedule_from_the_shared_epoch_time(bench, monkeyp
     assert seen["runs"] == 3
 
 
+@pytest.mark.slow
 def test_fit_epochs_trains_the_deep_preset_for_the_epochs_it_sized(bench, mnist, tmp_path, capsys):
     data_dir = Path(os.environ["DIGITLAB_DATA_DIR"]) / "mnist"
     rc = bench.main(["-o", str(tmp_path / "deep"), "--quick", "--preset", "deep", "--together", "--parallel", "2",

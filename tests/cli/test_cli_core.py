@@ -13,6 +13,9 @@ import pytest
 
 from digitlab.data.idx import encode_idx
 
+# Each test starts `python -m digitlab` (torch import, training): 6-20 s apiece on a laptop CPU.
+pytestmark = pytest.mark.slow
+
 
 def run(*args, env=None):
     full_env = {**os.environ, **(env or {})}

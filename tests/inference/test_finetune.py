@@ -100,6 +100,7 @@ def test_bad_settings_are_config_errors(kwargs):
         FinetuneSettings(**kwargs)
 
 
+@pytest.mark.slow
 def test_finetune_end_to_end_learns_the_users_style_and_keeps_mnist(my_digits, shipped, mnist):
     from digitlab.evaluate.metrics import predict_proba
     from digitlab.models.storage import load_model
@@ -133,6 +134,7 @@ def test_finetune_end_to_end_learns_the_users_style_and_keeps_mnist(my_digits, s
     assert "30 for training, 10 held out (25% of each label, seed 0)" in text and "before ->" in text
 
 
+@pytest.mark.slow
 def test_train_images_cli_saves_a_run_that_loads_and_reports_before_and_after(capsys, my_digits, tmp_path):
     import json
 

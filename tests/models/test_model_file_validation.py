@@ -162,6 +162,7 @@ _SAVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_during_save_leaves_old_or_new_or_a_clean_refusal(tmp_path):
     torch.manual_seed(1)
     old_model = build_model("mlp", hidden=256)

@@ -102,6 +102,7 @@ def test_a_width_normalised_model_trains_through_the_loop(tiny_digits):
     assert history["val_accuracy"][-1] > 0.9  # bars at different heights: widths normalised, still learnable
 
 
+@pytest.mark.slow
 def test_a_width_normalised_model_exports_to_onnx_with_parity(tmp_path):
     pytest.importorskip("onnxruntime")
     from digitlab.inference import onnx_export

@@ -31,6 +31,7 @@ def _wait_for(path, proc, timeout=120.0):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     data = write_idx_dataset(tmp_path / "data", 8000, 300)
     args = [*TRAIN_ARGS, "--data-dir", str(data)]
@@ -105,6 +106,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_cv_killed_after_a_fold_resumes_the_rest_to_the_same_scores(tmp_path, idx_data_dir):
     """`digitlab cv -o OUT` SIGKILLed once fold 1 is saved; `--resume` skips the saved folds."""
     import json

@@ -219,6 +219,7 @@ def test_an_unknown_compile_mode_is_refused():
         build_parser().parse_args(["train", "--compile-mode", "fastest"])
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager_and_a_fresh_model_reuses_the_compiled_graphs(tiny_digits):
     # Benchmarks time a fresh compiled model after an untimed warm-up run: that only measures training if
     # the second model does not compile again.
