@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from digitlab.errors import OutputError
@@ -84,14 +82,16 @@ def test_unwritable_output_fails_at_once(tmp_path, monkeypatch):
 
 
 def test_remove_stale_keeps_only_what_the_new_run_wrote(tmp_path):
+    from digitlab.files import file_states, write_text
+
     run = _old_run(tmp_path / "run")
     (run / "checkpoints" / "epoch-0001").mkdir(parents=True)
     (run / "checkpoints" / "epoch-0001" / "model.safetensors").write_bytes(b"old")
-    started = time.time_ns()
-    time.sleep(0.01)
-    (run / "model.json").write_text('{"new": true}')
+    before = file_states(run)
+    write_text(run / "model.json", '{"new": true}')  # replaced, as every digitlab write is
     (run / "checkpoints" / "epoch-0002").mkdir()
-    (run / "checkpoints" / "epoch-0002" / "model.safetensors").write_bytes(b"new")
-    remove_stale(run, started)
+    write_text(run / "checkpoints" / "epoch-0002" / "model.safetensors", "new")
+    remove_stale(run, before)
     left = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
     assert left == ["checkpoints", "checkpoints/epoch-0002", "checkpoints/epoch-0002/model.safetensors", "model.json"]
+    assert (run / "model.json").read_text() == '{"new": true}'

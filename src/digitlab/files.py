@@ -186,7 +186,7 @@ def prepare_output_dir(path: str | os.PathLike, *, overwrite: bool = False, resu
     an earlier run without `overwrite` or `resume`, any other non-empty folder (digitlab never empties a
     folder it did not write), and with `overwrite` a folder holding one of `keep` (the inputs of this
     very command). Nothing is deleted here: the stale files of a replaced run go only once the new run
-    is saved (`remove_stale`), so a failed run leaves the old one whole.
+    is saved (`file_states` then `remove_stale`), so a failed run leaves the old one whole.
     """
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
@@ -231,37 +231,45 @@ def _holds_run(folder: Path, entries: list[str]) -> bool:
     return False
 
 
-def remove_stale(path: str | os.PathLike, since_ns: int) -> list[Path]:
-    """Delete what an earlier run left in `path`: entries not written since `since_ns` (time.time_ns()).
+def file_states(path: str | os.PathLike) -> dict[Path, tuple[int, int, int]]:
+    """{file: (inode, mtime_ns, size)} of every file under `path` ({} if it does not exist)."""
+    states = {}
+    folder = Path(path)
+    if folder.is_dir():
+        for file in folder.rglob("*"):
+            with contextlib.suppress(OSError):
+                if file.is_file() and not file.is_symlink():
+                    st = file.lstat()
+                    states[file] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return states
 
-    Every digitlab write replaces its file (a new inode, a new mtime), so whatever the new run wrote is
-    newer; a folder goes when nothing inside it is new. Returns the removed paths.
+
+def remove_stale(path: str | os.PathLike, before: dict[Path, tuple[int, int, int]]) -> list[Path]:
+    """Delete what an earlier run left in `path`: the files of `before` (file_states() taken when the
+    new run started) that are still exactly as they were, then the folders this leaves empty.
+
+    Every digitlab write replaces its file (a new inode), so whatever the new run wrote is kept, with
+    no reliance on clocks. Returns the removed files.
     """
-    import shutil
-
     removed = []
-    for entry in Path(path).iterdir():
-        newest = _newest_mtime_ns(entry)
-        if newest is not None and newest < since_ns:
+    for file, state in before.items():
+        with contextlib.suppress(FileNotFoundError):
+            st = file.lstat()
+            if (st.st_ino, st.st_mtime_ns, st.st_size) == state:
+                try:
+                    file.unlink()
+                except OSError as exc:
+                    raise output_error(file, exc) from None
+                removed.append(file)
+    root = Path(path)
+    for folder in sorted({f.parent for f in removed}, key=lambda p: len(p.parts), reverse=True):
+        while folder != root and root in folder.parents:
             try:
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-            except OSError as exc:
-                raise output_error(entry, exc) from None
-            removed.append(entry)
-        elif newest is not None and entry.is_dir() and not entry.is_symlink():
-            removed += remove_stale(entry, since_ns)  # a folder both runs wrote into: prune inside it
+                folder.rmdir()  # only if empty
+            except OSError:
+                break
+            folder = folder.parent
     return removed
-
-
-def _newest_mtime_ns(entry: Path) -> int | None:
-    try:
-        if entry.is_dir() and not entry.is_symlink():
-            times = [_newest_mtime_ns(child) for child in entry.iterdir()]
-            times = [t for t in times if t is not None]
-            return max(times) if times else entry.lstat().st_mtime_ns
-        return entry.lstat().st_mtime_ns
-    except OSError:
-        return None
 
 
 def remove_temp_leftovers(folder: str | os.PathLike, names: tuple[str, ...]) -> None:

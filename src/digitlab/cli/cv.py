@@ -117,12 +117,11 @@ def format_summary(result) -> str:
 
 def run(args) -> int:
     import json
-    import time
 
     from digitlab.errors import ConfigError
     from digitlab.evaluate.crossval import cross_validate
     from digitlab.evaluate.diagnostics import format_per_class_table
-    from digitlab.files import prepare_output_dir, remove_stale
+    from digitlab.files import file_states, prepare_output_dir, remove_stale
     from digitlab.workflows.artifacts import write_cv_outputs
 
     model, model_kwargs, config = resolve_config(args)
@@ -130,7 +129,7 @@ def run(args) -> int:
     output = args.output or f"runs/cv-{'leaky-' if args.reuse_model else ''}{args.preset or model}"
     if args.resume and args.overwrite:
         raise ConfigError("--overwrite starts the folds afresh and --resume keeps them: choose one")
-    started = time.time_ns()
+    before = file_states(output)
     prepare_output_dir(output, overwrite=args.overwrite, resume=args.resume,
                        flag_hint="--overwrite (or --resume to finish its folds)")
     # The executor first: a missing `ray` extra should fail before the data loads.
@@ -156,7 +155,7 @@ def run(args) -> int:
     diag = write_cv_outputs(result, x, y, classes=data.classes, dataset=data.name,
                             extra={"subset": args.subset})
     if args.overwrite:
-        remove_stale(output, started)
+        remove_stale(output, before)
     print(f"Overfitting: {diag['overfitting']['text']}")
     print(f"Per-class scores ({diag['source']}{', LEAKY' if result.reuse_model else ''}):")
     print(format_per_class_table(diag["per_class"]))

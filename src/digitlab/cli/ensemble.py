@@ -38,13 +38,12 @@ def _arguments(args) -> dict:
 
 def run(args) -> int:
     import json
-    import time
 
     from digitlab.cli.common import load_data
     from digitlab.cli.train import resolve_config
     from digitlab.errors import ConfigError
     from digitlab.evaluate.ensemble import evaluate_ensemble
-    from digitlab.files import prepare_output_dir, remove_stale
+    from digitlab.files import file_states, prepare_output_dir, remove_stale
     from digitlab.evaluate.tta import check_policy
     from digitlab.train.device import resolve_device
     from digitlab.workflows.ensemble import train_members
@@ -53,7 +52,7 @@ def run(args) -> int:
     if bool(args.runs) == bool(args.train):
         raise ConfigError("give run folders to combine, or --train PRESET --seeds N (not both)")
     device = str(resolve_device(args.device))
-    started = time.time_ns()
+    before = file_states(args.output)
     # The runs being combined may not live in a folder that --overwrite would clear.
     prepare_output_dir(args.output, overwrite=args.overwrite, keep=tuple(args.runs))
     if args.train:
@@ -71,7 +70,7 @@ def run(args) -> int:
     result = evaluate_ensemble(paths, data, args.output, device=device, extra={"arguments": _arguments(args)},
                                tta=args.tta)
     if args.overwrite:
-        remove_stale(args.output, started)
+        remove_stale(args.output, before)
 
     width = max(len(m["run"]) for m in result["members"])
     for m in result["members"]:

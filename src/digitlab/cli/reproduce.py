@@ -26,19 +26,18 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import time
 
     from digitlab.cli.common import load_data
     from digitlab.cli.cv import format_fold
     from digitlab.errors import ConfigError
-    from digitlab.files import prepare_output_dir, remove_stale
+    from digitlab.files import file_states, prepare_output_dir, remove_stale
     from digitlab.workflows.reproduce import reproduce_article
 
     if args.folds < 2:
         raise ConfigError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
     if args.epochs < 1:
         raise ConfigError(f"--epochs {args.epochs}: train for at least 1 epoch")
-    started = time.time_ns()
+    before = file_states(args.output)
     prepare_output_dir(args.output, overwrite=args.overwrite)
     data = load_data(args)
     reproduce_article(
@@ -47,5 +46,5 @@ def run(args) -> int:
         on_fold=lambda result, leaky: print(format_fold(result, leaky), flush=True),
     )
     if args.overwrite:
-        remove_stale(args.output, started)
+        remove_stale(args.output, before)
     return 0

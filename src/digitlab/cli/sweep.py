@@ -65,16 +65,15 @@ def print_table(result) -> None:
 
 def run(args) -> int:
     import json
-    import time
 
     from digitlab.errors import ConfigError
-    from digitlab.files import prepare_output_dir, remove_stale
+    from digitlab.files import file_states, prepare_output_dir, remove_stale
     from digitlab.workflows.sweep import parse_params, run_sweep, write_sweep_outputs
 
     model, model_kwargs, config = resolve_config(args)
     params = parse_params(args.param, model)
     output = args.output or f"runs/sweep-{args.preset or model}"
-    started = time.time_ns()
+    before = file_states(output)
     prepare_output_dir(output, overwrite=args.overwrite)  # before any trial runs
     executor = make_executor(args)
     data = load_data(args)
@@ -96,7 +95,7 @@ def run(args) -> int:
                        on_trial=lambda row: print(format_trial(row, total), flush=True))
     out = write_sweep_outputs(result, output, extra={"dataset": data.name, "subset": args.subset})
     if args.overwrite:
-        remove_stale(out, started)
+        remove_stale(out, before)
     print_table(result)
     best = result.best
     print(f"Best: {' '.join(f'{k}={v}' for k, v in best['params'].items())} -> mean {100 * best['mean']:.3f}% "

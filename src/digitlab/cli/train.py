@@ -205,17 +205,15 @@ def _start_from(args) -> str | None:
 
 def run(args) -> int:
     import json
-    import time
 
     from digitlab.errors import ConfigError
-    from digitlab.files import prepare_output_dir, remove_stale
+    from digitlab.files import file_states, prepare_output_dir, remove_stale
     from digitlab.workflows.train_run import train_run
 
     if args.images:
         from digitlab.cli.train_images import finetune_source, run_images
 
         return run_images(args, finetune_source(args), (*CONFIG_FLAGS, *BOOL_FLAGS), parse_model_args)
-    started = time.time_ns()
     if args.resume:
         if args.overwrite:
             raise ConfigError("--overwrite starts the run afresh and --resume continues it: choose one")
@@ -225,6 +223,7 @@ def run(args) -> int:
         model, model_kwargs, config = resolve_config(args)
         start_from = _start_from(args)
         output = args.output or f"runs/{args.preset or model}"
+        before = file_states(output)
         teacher = () if config.teacher in (None, "pretrained") else (config.teacher,)
         # Before the data loads and training starts: an unwritable folder or an existing run fails now.
         prepare_output_dir(output, overwrite=args.overwrite, keep=teacher,
@@ -235,7 +234,7 @@ def run(args) -> int:
                        validate_on_test=args.validate_on_test, preset=args.preset,
                        start_from=None if args.resume else start_from)
     if args.overwrite:
-        remove_stale(output, started)  # the replaced run's files this run did not write (report.html, ...)
+        remove_stale(output, before)  # the replaced run's files this run did not write (report.html, ...)
     m = result.metrics
     print(f"Train loss: {m['train_loss']:.4f} - train accuracy: {m['train_accuracy']:.4f} "
           f"({m['epochs_run']} epochs, {m['train_time_s']:.1f}s)")
