@@ -66,9 +66,9 @@ def test_reproduce_writes_every_part_and_a_complete_report(reproduce_dir):
     images = _images(html)
     assert len(images) == 7 and all(im.width > 100 and im.height > 100 for im in images)
     overview = _section(html, "overview")
-    for figure in ("0.9891", "0.0363", "0.9783", "first fold about 98%, the others above 99%"):
+    # The article's figures, accuracy in % as everywhere in the report.
+    for figure in ("98.91%", "0.0363", "97.83%", "first fold about 98%, the others above 99%"):
         assert figure in overview
-    assert "Why the fresh-model scores are lower, and correct." in overview
     assert 'class="badge bad">leaky' in overview
     cv = _section(html, "cv")
     assert "fresh model (%)" in cv and "reused model (%)" in cv and "LEAKY" in cv
@@ -154,7 +154,7 @@ def test_cli_reproduce_then_report(tmp_path, tiny_dataset, capsys):
         (data_dir / name).write_bytes(encode_idx(array))
     out = tmp_path / "article"
     assert main(["reproduce", "-o", str(out), "--folds", "2", "--epochs", "1", "--data-dir", str(data_dir),
-                 "--device", "cpu", "--threads", "1"]) == 0
+                 "--device", "cpu", "--threads", "1", "--no-with-leaky"]) == 0
     text = capsys.readouterr().out
     assert "Test accuracy:" in text and "(article: 0.9783)" in text
     assert len(re.findall(r"^> \d+\.\d{3}$", text, re.M)) == 2
@@ -165,3 +165,10 @@ def test_cli_reproduce_then_report(tmp_path, tiny_dataset, capsys):
     _assert_all_sections((tmp_path / "again.html").read_text())
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_reproduce_runs_the_leaky_protocol_beside_the_honest_one_by_default():
+    from digitlab.cli.main import build_parser
+
+    assert build_parser().parse_args(["reproduce"]).with_leaky is True
+    assert build_parser().parse_args(["reproduce", "--no-with-leaky"]).with_leaky is False

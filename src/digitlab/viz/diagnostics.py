@@ -12,7 +12,7 @@ import numpy as np
 
 from digitlab.errors import ConfigError
 
-TRAIN_COLOR, TEST_COLOR = "tab:red", "tab:green"
+TRAIN_COLOR, TEST_COLOR = "tab:blue", "tab:orange"  # as the learning curves
 FRESH_COLOR, LEAKY_COLOR = "#3b6ea8", "#c0392b"
 
 
@@ -37,7 +37,7 @@ def cv_boxplot_figure(scores, title: str | None = None, leaky: Sequence[str] = (
         raise ConfigError("the box plot needs at least one fold score per run")
     labels = list(groups)
     data = [100.0 * np.asarray(groups[k], dtype=float) for k in labels]
-    fig = _figure((max(4.8, 2.6 * len(labels) + 1.4), 4.2))
+    fig = _figure((max(6.4, 3.4 * len(labels) + 2.0), 5.6))
     ax = fig.subplots()
     colors = [LEAKY_COLOR if k in leaky else FRESH_COLOR for k in labels]
     box = ax.boxplot(data, widths=0.45, showmeans=True, meanline=False, patch_artist=True, showfliers=False,

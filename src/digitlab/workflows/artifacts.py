@@ -4,7 +4,7 @@ A cv folder (`write_cv_outputs`):
     cv.json              model, settings, seeds, protocol, scores, timings, versions (provenance)
     scores.csv/json      one row per fold: accuracy, loss, train time, sizes; mean and std
     folds/               per-fold JSON, history CSV and test-fold probabilities (digitlab.evaluate.cv_store)
-    learning_curves.png  every fold's train (red) and test-fold (green) curves
+    learning_curves.png  every fold's train (blue) and test-fold (orange) curves
     cv_boxplot.png       fold accuracies
     diagnostics.json     pooled out-of-fold confusion matrix, per-class table, worst errors, read-out
     confusion_matrix.png, misclassified.png, per_class.csv

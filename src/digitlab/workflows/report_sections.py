@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from digitlab.data.describe import describe
 from digitlab.evaluate.article import ARTICLE, WHY_FRESH_IS_LOWER
 from digitlab.evaluate.diagnostics import overfitting_readout
+from digitlab.train.config import TrainConfig
 from digitlab.train.history import History
 from digitlab.viz.diagnostics import cv_boxplot_figure
 from digitlab.viz.samples import sample_grid_figure
@@ -55,12 +58,12 @@ def overview(ctx) -> str:
         folds = lambda s: ", ".join(f"{100 * v:.2f}" for v in s)  # noqa: E731
         k = (ctx.cv or ctx.cv_leaky or {}).get("folds", 5)
         rows = [
-            ["Train accuracy (last epoch)", f"{a['train_accuracy']:.4f}", _f4(m.get("train_accuracy"))],
+            ["Train accuracy (last epoch)", _pct(a["train_accuracy"]), _pct(m.get("train_accuracy"))],
             ["Train loss (last epoch)", f"{a['train_loss']:.4f}", _f4(m.get("train_loss"))],
-            ["Test accuracy (10,000 images)", f"{a['test_accuracy']:.4f}", _f4(m.get("test_accuracy"))],
+            ["Test accuracy (10,000 images)", _pct(a["test_accuracy"]), _pct(m.get("test_accuracy"))],
             [H.Raw(f"{k}-fold CV, one model reused {H.badge('leaky')}"),
              f"{a['cv_pattern']} (Keras on this machine: {', '.join(f'{v:.2f}' for v in a['keras_leaky_folds'])})",
-             folds(leaky) if leaky else "not run (add --with-leaky)"],
+             folds(leaky) if leaky else "not run (left out with --no-with-leaky)"],
             [H.Raw(f"{k}-fold CV, fresh model per fold {H.badge('correct', 'good')}"),
              f"not in the article (Keras on this machine: {', '.join(f'{v:.2f}' for v in a['keras_fresh_folds'])})",
              f"{folds(fresh)} (mean {100 * ctx.cv['mean']:.2f}, std {100 * ctx.cv['std']:.2f})" if fresh else "-"],
@@ -71,8 +74,8 @@ def overview(ctx) -> str:
     elif ctx.run.kind == "train":
         parts.append(H.table(["", "value"], [
             ["Model", m.get("model", "-")], ["Epochs", m.get("epochs_run", "-")],
-            ["Train accuracy / loss (last epoch)", f"{_f4(m.get('train_accuracy'))} / {_f4(m.get('train_loss'))}"],
-            ["Test accuracy / loss", f"{_f4(m.get('test_accuracy'))} / {_f4(m.get('test_loss'))}"],
+            ["Train accuracy / loss (last epoch)", f"{_pct(m.get('train_accuracy'))} / {_f4(m.get('train_loss'))}"],
+            ["Test accuracy / loss", f"{_pct(m.get('test_accuracy'))} / {_f4(m.get('test_loss'))}"],
         ]))
     else:
         cv = ctx.cv or ctx.cv_leaky
@@ -101,11 +104,31 @@ def config(ctx) -> str:
                  ["CV protocol", " and ".join(c["protocol"] for c in (ctx.cv, ctx.cv_leaky) if c)]]
         if cv.get("subset"):
             rows.append(["CV pool", f"first {cv['subset']:,} training images"])
-    settings = [[k, "default" if v is None else v] for k, v in conf.items()]
-    half = (len(settings) + 1) // 2
-    return H.columns(H.table(["run", "value"], rows),
-                     H.table(["training setting", "value"], settings[:half]),
-                     H.table(["training setting", "value"], settings[half:]))
+    settings = [[k, "default" if v is None else v] for k, v in settings_used(conf).items()]
+    note = H.note("Every other training setting is at its default (see `digitlab train --help`).")
+    return H.columns(H.table(["run", "value"], rows), H.table(["training setting", "value"], settings) + note)
+
+
+ALWAYS_SHOWN = ("epochs", "batch_size", "optimizer", "lr", "seed")
+
+
+def settings_used(conf: dict) -> dict:
+    """The recorded settings worth a row: the few that define any run, and those not at their default.
+
+    Nested groups flatten to dotted names ("optimizer.lr"); a setting TrainConfig no longer has is shown.
+    """
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v and k != "augment_options"
+                       else {f"{prefix}{k}": v})
+        return out
+
+    defaults = flat(asdict(TrainConfig()))
+    missing = object()
+    return {k: v for k, v in flat(conf).items()
+            if k.rsplit(".", 1)[-1] in ALWAYS_SHOWN or defaults.get(k, missing) != v}
 
 
 def data_description(ctx) -> str:
@@ -148,12 +171,12 @@ def curves(ctx) -> str:
     if png:
         val = "the test set" if ctx.run.kind == "reproduce" else "the validation data"
         parts.append(H.img(png, "learning curves of the training run",
-                           f"Training run: train (red) and {val} (green) after every epoch."))
+                           f"Training run: train (blue) and {val} (orange) after every epoch."))
     for folder, leaky in ((ctx.run.cv, False), (ctx.run.cv_leaky, True)):
         png = png_file(folder, "learning_curves.png")
         if png:
             parts.append(H.img(png, "learning curves of every CV fold",
-                               "Every fold overlaid: train (red) and its test fold (green)."
+                               "Every fold overlaid: train (blue) and its test fold (orange)."
                                + (" LEAKY: the reused model has already seen the test folds." if leaky else "")))
     return "".join(parts) or H.note("No learning curves in this folder.")
 
