@@ -17,11 +17,8 @@ def test_each_preset_builds_its_model_and_a_valid_config(name):
     preset = get_preset(name)
     model = build_model(preset["model"], **preset["model_kwargs"])
     assert model.digitlab_arch["name"] == preset["model"]
-    config = TrainConfig.from_dict(preset["config"])
-    assert config.epochs >= 1
+    TrainConfig.from_dict(preset["config"])  # its __post_init__ checks every setting
     assert preset["description"]
-    if name != "article":
-        assert "val_split" in preset["chosen"]  # says how it was chosen (on validation data, not test)
 
 
 def test_the_required_presets_exist_and_keep_their_models():
