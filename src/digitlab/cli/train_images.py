@@ -20,7 +20,7 @@ def add_images_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("fine-tune on your own digits")
     g.add_argument("--images", metavar="DIR", help="your labelled digits, DIR/<label>/*.png (labels 0-9): "
                    "fine-tunes the model given with --from RUN (default: the shipped model); "
-                   f"{d.holdout:.0%} of each label is held out to measure the gain")
+                   f"{d.holdout * 100:.0f}%% of each label is held out to measure the gain")
     g.add_argument("--holdout", type=float, default=d.holdout, metavar="F",
                    help=f"share of each label's images held out (default {d.holdout})")
     g.add_argument("--mix-mnist", type=int, default=d.mnist_images, metavar="N",
