@@ -90,8 +90,30 @@ def request_body_openapi() -> dict[str, Any]:
             "multipart/form-data": {
                 "schema": {"type": "object", "properties": {"file": binary}, "required": ["file"]},
             },
-            "application/json": {"schema": PredictJSON.model_json_schema()},
+            "application/json": {"schema": _json_body_schema()},
             "image/png": {"schema": binary},
             "image/jpeg": {"schema": binary},
         },
+    }
+
+
+def _json_body_schema() -> dict[str, Any]:
+    """PredictJSON's fields as the server checks them: exactly one of `image` and `pixels` (the other
+    absent or null), `pixels` exactly 28 x 28 numbers in [0, 1], `include_image` true, false or null
+    (null: as ?image= says). Precise, so that generated clients and fuzzers know the rules."""
+    fields = PredictJSON.model_json_schema()["properties"]
+    include = {"type": ["boolean", "null"], "description": fields["include_image"]["description"]}
+    row = {"type": "array", "minItems": 28, "maxItems": 28, "items": {"type": "number", "minimum": 0, "maximum": 1}}
+    pixels = {"type": "array", "minItems": 28, "maxItems": 28, "items": row,
+              "description": fields["pixels"]["description"]}
+    image = {"type": "string", "minLength": 1, "description": fields["image"]["description"]}
+    absent = {"type": "null"}
+    return {
+        "title": "PredictJSON",
+        "oneOf": [
+            {"type": "object", "properties": {"image": image, "pixels": absent, "include_image": include},
+             "required": ["image"], "additionalProperties": False},
+            {"type": "object", "properties": {"pixels": pixels, "image": absent, "include_image": include},
+             "required": ["pixels"], "additionalProperties": False},
+        ],
     }
