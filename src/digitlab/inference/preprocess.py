@@ -31,7 +31,9 @@ from digitlab.inference.digit28 import (  # noqa: F401
     CENTRE, DIGIT_BOX, FIELD, center_by_mass, crop_to_ink, digit_to_28, resize_longer_side, stroke_width,
     thicken_thin_strokes,
 )
+from digitlab.inference.framing import LOW_RES_SEPARATION, MIN_SEPARATION, two_level_ink, upsample_small
 from digitlab.inference.grey import WORK_SIZE, apply_exif_orientation, flatten_alpha, to_grey  # noqa: F401
+from digitlab.inference.lines import remove_lines
 
 COARSE_SIDE = 200    # single digits: first try at about this size (see extract_digit)
 COARSE_MIN_BOX = 40  # ... kept when the digit is 2x the 20 px it ends at (bench/user_images: 99.25%,
@@ -52,7 +54,8 @@ class InkImage:
 
     ink: float32 (H, W) in [0, 1], 0 = background, 1 = full-strength ink (the MNIST polarity).
     mask: bool (H, W), the thresholded ink; None when no digit was found (`reason` says why).
-    scale: working pixels per input pixel (<= 1; the input's longer side is capped at WORK_SIZE).
+    scale: working pixels per input pixel (< 1 when the input's longer side is over WORK_SIZE, > 1
+    when it is under framing.LOW_RES and was upsampled).
     """
 
     ink: np.ndarray
@@ -240,13 +243,44 @@ def extract_ink(image, max_side: int = WORK_SIZE) -> InkImage:
 
 
 def _ink_of(image, max_side: int) -> InkImage:
-    """Steps 3-5 on an upright image without alpha."""
+    """Steps 3-5 on an upright image without alpha, then printed lines out of the mask.
+
+    A low-resolution image is upsampled and read as a two-level scan first (see
+    digitlab.inference.framing); so is any image the photo path finds no digit in, or too much
+    ink: a digit cropped tight to its ink covers so much of the frame that the median is ink.
+    """
     grey, scale = to_grey(image, max_side)
+    grey, factor = upsample_small(grey)
+    scale *= factor
+    if factor > 1 and (framed := _two_level(grey, scale, LOW_RES_SEPARATION)) is not None:
+        return framed
     median, flat = paper_level(grey)
+    if abs(_border_median(grey) - median) > MIN_CONTRAST / 2 and (framed := _two_level(grey, scale)) is not None:
+        return framed  # the median is ink, not paper: the ink covers much of the frame
     v, inverted = to_ink_polarity(grey, (median, flat))
     ink = suppress_background(v, ((1.0 - median) if inverted else median) if flat else None)
     mask, t, reason = ink_mask(ink)
-    return InkImage(ink=ink, mask=mask, threshold=t, scale=scale, inverted=inverted, reason=reason)
+    if mask is None:
+        framed = _two_level(grey, scale)
+        if framed is not None:
+            return framed
+        return InkImage(ink=ink, mask=None, threshold=t, scale=scale, inverted=inverted, reason=reason)
+    return InkImage(ink=ink, mask=remove_lines(mask), threshold=t, scale=scale, inverted=inverted)
+
+
+def _border_median(grey: np.ndarray) -> float:
+    """Median of the frame's outermost pixels: the paper, even when a tight crop's ink touches them."""
+    return float(np.median(np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])))
+
+
+def _two_level(grey: np.ndarray, scale: float, separation: float = MIN_SEPARATION) -> InkImage | None:
+    found = two_level_ink(grey, separation)
+    if found is None:
+        return None
+    ink, mask, inverted = found
+    # Printed lines are a photo's: on an upsampled few-pixel image the straight sides of a 0 would be "lines".
+    mask = mask if scale > 1 else remove_lines(mask)
+    return InkImage(ink=ink, mask=mask, threshold=0.5, scale=scale, inverted=inverted)
 
 
 def extract_digit(image) -> tuple[InkImage, np.ndarray | None]:

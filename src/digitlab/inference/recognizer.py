@@ -335,6 +335,8 @@ class Recognizer:
             return Reading(source, "", (), (), 0.0, True)
         # The segments come back with the 28x28 images and raw probabilities they were read with.
         segments = segment_line(ink.ink, ink.mask, classify=self.predict_batch28)
+        if len(segments) > 1:
+            ink, segments = self._one_digit_reading(pil, ink, segments)
         digits = tuple(self._prediction(source, s.image28, s.probs, note) for s in segments)
         scale = ink.scale * decoded_scale(pil)  # working pixels per input pixel (decoding may reduce too)
         width, height = ink.ink.shape[1] / scale, ink.ink.shape[0] / scale
@@ -343,6 +345,26 @@ class Recognizer:
         confidence = float(np.prod([d.confidence for d in digits])) if digits else 0.0
         unsure = not digits or any(d.unsure for d in digits)
         return Reading(source, number, digits, boxes, confidence, unsure)
+
+
+    def _one_digit_reading(self, pil, ink, segments):
+        """(ink, segments) of the reading: `predict`'s digit instead of several when the ink is one
+        digit-shaped group (see segment.is_one_digit) and the model is surer of it as one digit than
+        of the split reading, so that `read` on an image of one digit answers what `predict` answers."""
+        from digitlab.inference.digit_score import box_of
+        from digitlab.inference.preprocess import digit_to_28, extract_digit
+        from digitlab.inference.segment import Segment, is_one_digit
+
+        if not is_one_digit(ink.mask):
+            return ink, segments
+        one, digit = extract_digit(pil)
+        if digit is None:
+            return ink, segments
+        image28 = digit_to_28(one.ink, digit)
+        probs = self.predict_batch28(image28[None])[0]
+        if float(probs.max()) < float(np.prod([s.probs.max() for s in segments])):
+            return ink, segments
+        return one, [Segment(digit, box_of(digit), image28, probs)]
 
 
 def _temperature_of(scaling) -> float:

@@ -42,6 +42,7 @@ MIN_SHARE = 0.2       # a cut leaves at least 20% of the piece it splits on each
 MAX_ATOMS = 6         # a digit is at most 6 atoms (a 2 or 5 with a long stroke is cut into many)
 MAX_WIDTH = 1.8       # ... and at most 1.8 line heights wide (a 5 with a long bar is wide)
 CUT_WEIGHT = 1.0      # cost per stroke crossed by a cut the reading keeps
+ONE_DIGIT_WIDTH = 1.1 # one group this narrow (width / height) may be one digit: read compares it as one
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,20 @@ def segment_line(ink: np.ndarray, mask: np.ndarray, classify: Classify | None = 
         group_mask = mask_of(comps, group)
         segments.extend(_split(group_mask, union_box(comps.boxes[group])))
     return sorted(segments, key=lambda s: (s.box[1] + s.box[3]) / 2)
+
+
+def is_one_digit(mask: np.ndarray) -> bool:
+    """Is the ink one digit-shaped group: its non-speck pieces merge into one group (step 2) no wider
+    than ONE_DIGIT_WIDTH of its height? Touching digits are one group too, but wider."""
+    comps = label_components(mask)
+    if len(comps) == 0:
+        return False
+    keep = [i for i in range(len(comps)) if comps.areas[i] >= SPECK * comps.areas.max()]
+    groups = _merge_pieces(comps, keep)
+    if len(groups) != 1:
+        return False
+    y0, x0, y1, x1 = union_box(comps.boxes[groups[0]])
+    return x1 - x0 <= ONE_DIGIT_WIDTH * (y1 - y0)
 
 
 def _merge_pieces(comps: Components, keep: list[int]) -> list[list[int]]:

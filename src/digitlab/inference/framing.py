@@ -1,0 +1,87 @@
+"""Images framed unlike MNIST: low resolution, ink touching the edges, ink covering much of the frame.
+
+A digit cropped tight to its ink (scanners, form readers, scikit-learn's 8x8 digits) breaks the
+photo path's assumptions: the median pixel may be ink, not paper, and a 3x3 smoothing or a 16-block
+background estimate means nothing on 8x8 pixels. Such an image is a clean scan: two grey levels,
+paper and ink. Here:
+
+  upsample_small   an image under LOW_RES px is enlarged smoothly (bilinear) by a whole factor, so the
+                   ink's box is found to a fraction of an input pixel and resized to 20 px as a
+                   smooth shape, not a few blocks
+  two_level_ink    Otsu's split of the grey levels; the paper is the level that owns most of the
+                   frame's border and corners (a tight crop touches the edges at a few strokes only),
+                   dark ink on light paper unless clearly not. Accepted only for a clearly two-level image whose ink is
+                   mostly one piece (noise and textures are neither)
+
+Arrays are float32 (H, W) in [0, 1]; grey 0 = black, ink 1 = full-strength ink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LOW_RES = 64           # an image whose longer side is under this many px is upsampled to at least it
+MIN_CONTRAST = 0.2     # paper and ink levels differ by at least this
+MIN_SEPARATION = 0.8   # Otsu's between-class share of the variance: ~0.65-0.75 for noise, > 0.85 for a scan
+LOW_RES_SEPARATION = 0.7  # ... an upsampled 8x8 digit is mostly edge: ~0.8
+MIN_INK = 0.005        # the ink covers 0.5% to ...
+MAX_INK = 0.7          # ... 70% of the frame
+DARK_FRAME = 0.55      # dark ink unless the dark level holds over 55% of the frame (border and corners)
+MAIN_PIECE = 0.3       # the largest ink piece holds at least 30% of the ink (noise is all specks)
+
+
+def upsample_small(grey: np.ndarray, low_res: int = LOW_RES) -> tuple[np.ndarray, int]:
+    """(grey, factor): images shorter than `low_res` on their longer side, enlarged by the whole factor
+    that brings them to at least it (bilinear: smooth strokes); others unchanged with factor 1."""
+    from PIL import Image
+
+    side = max(grey.shape)
+    if side >= low_res:
+        return grey, 1
+    factor = -(-low_res // side)
+    h, w = grey.shape
+    big = Image.fromarray(grey.astype(np.float32)).resize((w * factor, h * factor), Image.BILINEAR)
+    return np.clip(np.asarray(big, dtype=np.float32), 0.0, 1.0), factor
+
+
+def two_level_ink(grey: np.ndarray, separation: float = MIN_SEPARATION) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """(ink, mask, inverted) of a two-level image (paper and ink), or None when it is not one.
+
+    inverted: the ink is darker than the paper (the grey was inverted to make ink high). The ink is
+    the grey's distance from the paper level, scaled so the ink level is 1; the mask is Otsu's ink side.
+    """
+    from digitlab.inference.components import label_components
+    from digitlab.inference.preprocess import otsu_threshold
+
+    t = otsu_threshold(grey)
+    dark = grey < t
+    n_dark = int(dark.sum())
+    if n_dark == 0 or n_dark == dark.size:
+        return None
+    dark_level, light_level = float(np.median(grey[dark])), float(np.median(grey[~dark]))
+    if light_level - dark_level < MIN_CONTRAST:
+        return None
+    mean = float(grey.mean())
+    total = float(((grey - mean) ** 2).sum())
+    between = n_dark * (float(grey[dark].mean()) - mean) ** 2 + (dark.size - n_dark) * (float(grey[~dark].mean()) - mean) ** 2
+    if total <= 0 or between / total < separation:
+        return None
+    inverted = _dark_frame_share(dark) <= DARK_FRAME  # the frame is mostly light: light paper, dark ink
+    mask = dark if inverted else ~dark
+    if not MIN_INK <= float(mask.mean()) <= MAX_INK:
+        return None
+    comps = label_components(mask)
+    if comps.areas.max() < MAIN_PIECE * comps.areas.sum():
+        return None
+    paper, ink_level = (light_level, dark_level) if inverted else (dark_level, light_level)
+    ink = np.clip((grey - paper) / (ink_level - paper), 0.0, 1.0).astype(np.float32)
+    return ink, mask, inverted
+
+
+def _dark_frame_share(dark: np.ndarray) -> float:
+    """How much of the frame is dark: the mean of the border's dark share and the four corners'
+    (an eighth of the side each). A tight crop's strokes touch the border, but rarely fill a corner."""
+    k = max(1, min(dark.shape) // 8)
+    border = np.concatenate([dark[0], dark[-1], dark[1:-1, 0], dark[1:-1, -1]])
+    corners = [dark[:k, :k], dark[:k, -k:], dark[-k:, :k], dark[-k:, -k:]]
+    return (float(border.mean()) + float(np.mean([c.mean() for c in corners]))) / 2

@@ -1,0 +1,124 @@
+"""Printed lines on the paper (ruled lines, a grid, a margin line, the paper's edge) out of the ink mask.
+
+On notebook paper the lines are as dark as the ink under a phone camera, so they pass the ink
+threshold, attach to the digit and get read as extra digits. A printed line is long, thin and
+straight, and runs well past the writing: the mask's pixels are projected along a few directions
+near horizontal (and near vertical); a projection bin holding ink along LINE_SPAN of the frame is a
+line. Its pixels are removed except where a stroke crosses it (ink just outside the line on both
+sides), so a digit written across a line stays whole.
+
+A line that does not run well past the rest of the ink (PAST_END, LINE_BEYOND) is kept: in a digit
+cropped tight to its ink the bar of a 7 spans the frame too, but ends where the digit ends.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SLOPES = np.linspace(-0.05, 0.05, 9)  # skew up to ~3 degrees; neighbours 0.7 degrees apart
+LINE_SPAN = 0.6       # a line holds ink along at least 60% of the frame's width (or height)
+PAST_END = 0.2        # ... and runs past both ends of the rest of the ink by 20% of its width (or height)
+LINE_BEYOND = 2.0     # ... or is at least twice as long as the rest of the ink is wide (or tall)
+EDGE_WIDTH = 0.25     # bands touching the frame may be this thick (the table beyond the paper's edge)
+REST_PIECE = 0.1      # the rest of the ink: pieces at least 10% of its largest piece
+
+
+def _bands(ys: np.ndarray, xs: np.ndarray, length: int, across: int) -> list[tuple[float, int, int]]:
+    """Lines running along x (ys across, xs along): [(slope, first bin, last bin)], bins being
+    round(y - slope * x) + offset. Strongest first; each a run of bins each holding >= LINE_SPAN."""
+    if ys.size < LINE_SPAN * length:
+        return []
+    offset = int(np.ceil(abs(SLOPES).max() * length)) + 1
+    found: list[tuple[int, float, int, int]] = []
+    for slope in SLOPES:
+        bins = np.rint(ys - slope * xs).astype(np.int64) + offset
+        counts = np.bincount(bins, minlength=across + 2 * offset + 1)
+        full = counts >= LINE_SPAN * length
+        if not full.any():
+            continue
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], full.astype(np.int8), [0]])))
+        for r0, r1 in zip(edges[0::2], edges[1::2] - 1):
+            found.append((int(counts[r0 : r1 + 1].sum()), float(slope), int(r0), int(r1)))
+    kept: list[tuple[float, int, int]] = []
+    for _, slope, r0, r1 in sorted(found, reverse=True):
+        # The same line seen at a neighbouring slope: its bins overlap an accepted band's.
+        if all(r1 < k0 - 2 or r0 > k1 + 2 for _, k0, k1 in kept):
+            kept.append((slope, r0 - offset, r1 - offset))
+    return kept
+
+
+def _in_band(ys: np.ndarray, xs: np.ndarray, band: tuple[float, int, int], vertical: bool) -> np.ndarray:
+    """Which of the ink pixels (ys, xs) lie inside a band (r0 <= round(y - slope x) <= r1), widened by
+    1 px: bool, one per pixel."""
+    slope, r0, r1 = band
+    r = np.rint(xs - slope * ys) if vertical else np.rint(ys - slope * xs)
+    return (r >= r0 - 1) & (r <= r1 + 1)
+
+
+def remove_lines(mask: np.ndarray) -> np.ndarray:
+    """The mask without printed lines (see the module docstring); the mask itself when it has none,
+    or when nothing but lines is left (a lone straight stroke is a 1)."""
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    found = [(b, False) for b in _bands(ys, xs, w, h)] + [(b, True) for b in _bands(xs, ys, h, w)]
+    found = [(b, v) for b, v in found if b[2] - b[1] + 1 <= _max_width(b, v, h, w)]
+    if not found:
+        return mask
+    inside = [_in_band(ys, xs, b, v) for b, v in found]
+    rest = _main_ink(_pixels(mask.shape, ys, xs, ~np.logical_or.reduce(inside)))
+    if rest is None:
+        return mask
+    ry, rx = np.nonzero(rest)
+    keep = [i for i, (_, vertical) in enumerate(found)
+            if _runs_past((ys if vertical else xs)[inside[i]], ry if vertical else rx)]
+    if not keep:
+        return mask
+    on_lines = np.logical_or.reduce([inside[i] for i in keep])
+    out = _pixels(mask.shape, ys, xs, ~on_lines)
+    # A stroke crossing a line: ink within the band's width + 2 px on both sides of it, across it.
+    crossing = np.zeros(ys.size, bool)
+    for i in keep:
+        (_, r0, r1), vertical = found[i]
+        py, px = ys[inside[i]], xs[inside[i]]
+        reach = np.arange(1, r1 - r0 + 4)
+        along, across, limit = (py, px, w) if vertical else (px, py, h)
+        before = np.clip(across[:, None] - reach, 0, limit - 1)
+        after = np.clip(across[:, None] + reach, 0, limit - 1)
+        at = (lambda a: out[along[:, None], a]) if vertical else (lambda a: out[a, along[:, None]])
+        hit = at(before).any(axis=1) & at(after).any(axis=1)
+        crossing[np.flatnonzero(inside[i])[hit]] = True
+    return out | _pixels(mask.shape, ys, xs, crossing & on_lines)
+
+
+def _runs_past(line: np.ndarray, rest: np.ndarray) -> bool:
+    """Does a line (its pixels' coordinates along it) run well past the rest of the ink (theirs)?
+    Past both of its ends by PAST_END of its length, or LINE_BEYOND times as long (a digit near the
+    page's edge has the line on one side only)."""
+    lo, hi, length = int(rest.min()), int(rest.max()), int(np.ptp(rest)) + 1
+    both_ends = line.min() <= lo - PAST_END * length and line.max() >= hi + PAST_END * length
+    return bool(both_ends or np.ptp(line) + 1 >= LINE_BEYOND * length)
+
+
+def _pixels(shape, ys: np.ndarray, xs: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    out[ys[chosen], xs[chosen]] = True
+    return out
+
+
+def _max_width(band, vertical: bool, h: int, w: int) -> int:
+    """Thin lines: up to 2% of the frame + 3 px; a band touching the frame may be EDGE_WIDTH thick."""
+    _, r0, r1 = band
+    across = w if vertical else h
+    if r0 <= 1 or r1 >= across - 2:
+        return int(EDGE_WIDTH * across)
+    return int(0.02 * across) + 3
+
+
+def _main_ink(mask: np.ndarray) -> np.ndarray | None:
+    """The mask's pieces of at least REST_PIECE of its largest one, or None when it is empty."""
+    from digitlab.inference.components import label_components, mask_of
+
+    comps = label_components(mask)
+    if len(comps) == 0:
+        return None
+    return mask_of(comps, np.flatnonzero(comps.areas >= REST_PIECE * comps.areas.max()))
