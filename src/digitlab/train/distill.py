@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from digitlab.errors import ConfigError
 from digitlab.models.storage import load_model, load_model_meta, pretrained_path
+from digitlab.train.callbacks import Callback
 from digitlab.train.predict import predict_logits
 
 
@@ -55,3 +56,28 @@ def distillation_loss(logits, soft_targets, temperature: float):
     """T^2 * KL(soft_targets || softmax(logits / T)), averaged over the batch (float32)."""
     log_student = F.log_softmax(logits.float() / temperature, dim=1)
     return F.kl_div(log_student, soft_targets, reduction="batchmean") * temperature**2
+
+
+class Distillation(Callback):
+    """Add the teacher's soft-target term to every step's loss: (1 - w) * loss + w * distillation_loss.
+
+    The teacher runs once, at the start, over the training images as they are; a step's soft targets
+    are those of its images (state.epoch_perm says which)."""
+
+    def __init__(self, teacher: str, weight: float, temperature: float):
+        self.teacher, self.weight, self.temperature = teacher, weight, temperature
+        self.soft = None
+
+    def on_train_begin(self, state) -> None:
+        x = state.x_train
+        with torch.no_grad():  # the student's class count, probed in eval mode: BN statistics stay as they are
+            num_classes = state.model.eval()(x[:2].float()).shape[1]
+        state.model.train()
+        self.soft = teacher_targets(load_teacher(self.teacher, state.device), x, self.temperature, num_classes,
+                                    state.amp)
+
+    def on_loss(self, state, logits, loss, step: int):
+        size = state.config.batch_size
+        soft = self.soft[state.epoch_perm[step * size : (step + 1) * size]]
+        return (1 - self.weight) * loss + self.weight * distillation_loss(logits, soft, self.temperature)
+
