@@ -157,12 +157,12 @@ def split(data, quick: bool):
     """The training images and the held-out validation images, as `--val-split 5000 --seed 0` carves them."""
     import torch
 
-    from digitlab.train.loop import _split_validation
+    from digitlab.train.tensors import split_validation
 
     x, y = torch.from_numpy(data.x_train.copy()), torch.from_numpy(data.y_train.astype("int64"))
     if quick:
         x, y = x[:6000], y[:6000]
-    x_tr, y_tr, x_val, y_val = _split_validation(x, y, 1000 if quick else VAL_SPLIT, SPLIT_SEED)
+    x_tr, y_tr, x_val, y_val = split_validation(x, y, 1000 if quick else VAL_SPLIT, SPLIT_SEED)
     return x_tr.numpy(), y_tr.numpy(), x_val.numpy(), y_val.numpy()
 
 

@@ -19,6 +19,9 @@ Arrays are float32 (H, W) in [0, 1]; grey 0 = black, ink 1 = full-strength ink.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
+
+from digitlab.inference.components import label_components
 
 LOW_RES = 64           # an image whose longer side is under this many px is upsampled to at least it
 MIN_CONTRAST = 0.2     # paper and ink levels differ by at least this
@@ -33,8 +36,6 @@ MAIN_PIECE = 0.3       # the largest ink piece holds at least 30% of the ink (no
 def upsample_small(grey: np.ndarray, low_res: int = LOW_RES) -> tuple[np.ndarray, int]:
     """(grey, factor): images shorter than `low_res` on their longer side, enlarged by the whole factor
     that brings them to at least it (bilinear: smooth strokes); others unchanged with factor 1."""
-    from PIL import Image
-
     side = max(grey.shape)
     if side >= low_res:
         return grey, 1
@@ -44,15 +45,33 @@ def upsample_small(grey: np.ndarray, low_res: int = LOW_RES) -> tuple[np.ndarray
     return np.clip(np.asarray(big, dtype=np.float32), 0.0, 1.0), factor
 
 
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of [0, 1] data (256-bin histogram): maximises the between-class variance."""
+    hist = np.bincount(np.clip(values * 255 + 0.5, 0, 255).astype(np.int32).ravel(), minlength=256)
+    p = hist / max(1, hist.sum())
+    levels = np.arange(256) / 255.0
+    w0 = np.cumsum(p)
+    m0 = np.cumsum(p * levels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (m0[-1] * w0 - m0) ** 2 / (w0 * (1.0 - w0))
+    between[~np.isfinite(between)] = 0.0
+    # Between two modes with empty levels between them the variance is flat: take that plateau's
+    # middle (the conventional first maximum would hug the lower mode).
+    best = int(np.argmax(between))
+    flat = np.flatnonzero(between >= between[best] * (1 - 1e-9))
+    flat_levels = set(flat.tolist())
+    run_end = best
+    while run_end + 1 in flat_levels:
+        run_end += 1
+    return float(((best + run_end) / 2 + 0.5) / 255.0)
+
+
 def two_level_ink(grey: np.ndarray, separation: float = MIN_SEPARATION) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """(ink, mask, inverted) of a two-level image (paper and ink), or None when it is not one.
 
     inverted: the ink is darker than the paper (the grey was inverted to make ink high). The ink is
     the grey's distance from the paper level, scaled so the ink level is 1; the mask is Otsu's ink side.
     """
-    from digitlab.inference.components import label_components
-    from digitlab.inference.preprocess import otsu_threshold
-
     t = otsu_threshold(grey)
     dark = grey < t
     n_dark = int(dark.sum())

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from digitlab.inference.components import label_components, mask_of
+
 SLOPES = np.linspace(-0.05, 0.05, 9)  # skew up to ~3 degrees; neighbours 0.7 degrees apart
 LINE_SPAN = 0.6       # a line holds ink along at least 60% of the frame's width (or height)
 PAST_END = 0.2        # ... and runs past both ends of the rest of the ink by 20% of its width (or height)
@@ -116,8 +118,6 @@ def _max_width(band, vertical: bool, h: int, w: int) -> int:
 
 def _main_ink(mask: np.ndarray) -> np.ndarray | None:
     """The mask's pieces of at least REST_PIECE of its largest one, or None when it is empty."""
-    from digitlab.inference.components import label_components, mask_of
-
     comps = label_components(mask)
     if len(comps) == 0:
         return None

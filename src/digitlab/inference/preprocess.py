@@ -31,7 +31,9 @@ from digitlab.inference.digit28 import (  # noqa: F401
     CENTRE, DIGIT_BOX, FIELD, center_by_mass, crop_to_ink, digit_to_28, resize_longer_side, stroke_width,
     thicken_thin_strokes,
 )
-from digitlab.inference.framing import LOW_RES_SEPARATION, MIN_SEPARATION, two_level_ink, upsample_small
+from digitlab.inference.framing import (  # noqa: F401 (otsu_threshold is part of this module's API)
+    LOW_RES_SEPARATION, MIN_SEPARATION, otsu_threshold, two_level_ink, upsample_small,
+)
 from digitlab.inference.grey import WORK_SIZE, apply_exif_orientation, flatten_alpha, to_grey  # noqa: F401
 from digitlab.inference.lines import remove_lines
 
@@ -178,26 +180,6 @@ def suppress_background(v: np.ndarray, level: float | None = None) -> np.ndarray
     """
     b = estimate_background(v) if level is None else np.float32(level)
     return np.clip((v - b) / np.maximum(1.0 - b, 0.05), 0.0, 1.0).astype(np.float32)
-
-
-def otsu_threshold(values: np.ndarray) -> float:
-    """Otsu's threshold of [0, 1] data (256-bin histogram): maximises the between-class variance."""
-    hist = np.bincount(np.clip(values * 255 + 0.5, 0, 255).astype(np.int32).ravel(), minlength=256)
-    p = hist / max(1, hist.sum())
-    levels = np.arange(256) / 255.0
-    w0 = np.cumsum(p)
-    m0 = np.cumsum(p * levels)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (m0[-1] * w0 - m0) ** 2 / (w0 * (1.0 - w0))
-    between[~np.isfinite(between)] = 0.0
-    # Between two modes with empty levels between them the variance is flat: take that plateau's
-    # middle (the conventional first maximum would hug the lower mode).
-    best = int(np.argmax(between))
-    flat = np.flatnonzero(between >= between[best] * (1 - 1e-9))
-    run_end = best
-    while run_end + 1 in set(flat.tolist()) and run_end + 1 < 256:
-        run_end += 1
-    return float(((best + run_end) / 2 + 0.5) / 255.0)
 
 
 def ink_mask(ink: np.ndarray) -> tuple[np.ndarray | None, float, str | None]:
