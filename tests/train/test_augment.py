@@ -158,3 +158,71 @@ def test_wrong_input_is_a_config_error():
         make_augment("affine")(torch.zeros(4, 1, 28, 20), gen())
     with pytest.raises(ConfigError, match="float images shaped"):
         make_augment("affine")(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), gen())
+
+
+# ---- the styles augmentation: stroke width, blur, low resolution ----
+from digitlab.train.augment_styles import blur, low_resolution, stroke_width  # noqa: E402
+
+ONLY = {"stroke_p": 0.0, "blur_p": 0.0, "lowres_p": 0.0, **NO_AFFINE}
+
+
+def test_styles_keeps_shape_range_and_is_reproducible():
+    x = digits_batch(32)
+    a = make_augment("styles", stroke_p=1, blur_p=1, lowres_p=1)
+    y1, y2 = a(x, gen(3)), a(x, gen(3))
+    assert y1.shape == x.shape and y1.dtype == x.dtype
+    assert float(y1.min()) >= 0 and float(y1.max()) <= 1
+    assert torch.equal(y1, y2)
+    assert not torch.equal(y1, a(x, gen(4)))
+
+
+def test_styles_with_every_operation_off_is_the_warp_alone():
+    x = digits_batch()
+    assert torch.allclose(make_augment("styles", **ONLY)(x, gen()), x, atol=1e-5)
+
+
+def test_thicker_strokes_add_ink_and_thinner_remove_it():
+    x = torch.zeros(2, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0
+    out = stroke_width(x, torch.tensor([1.0, -1.0]))
+    assert float(out[0].sum()) == pytest.approx(14 * 6)  # a 3x3 dilation grows the 12x4 bar by 1 px per side
+    assert float(out[1].sum()) == pytest.approx(10 * 2)  # an erosion shrinks it by 1 px per side
+    assert torch.equal(stroke_width(x, torch.zeros(2)), x)
+
+
+def test_blur_spreads_ink_keeps_its_mass_and_zero_sigma_is_identity():
+    x = torch.zeros(2, 1, 28, 28)
+    x[:, :, 14, 14] = 1.0
+    out = blur(x, torch.tensor([0.0, 1.5]))
+    assert torch.allclose(out[0], x[0], atol=1e-6)
+    assert float(out[1].max()) < 0.2 and float(out[1].sum()) == pytest.approx(1.0, abs=1e-4)
+    ref = F.conv2d(x[1:2], (lambda k: (k[:, None] * k[None, :])[None, None])(gaussian_kernel(1.5, 28, x)), padding=5)
+    assert torch.allclose(out[1], ref[0], atol=2e-3)  # the same Gaussian, less the 3-sigma truncation
+
+
+def test_low_resolution_averages_blocks_and_quantises():
+    x = torch.zeros(1, 1, 28, 28)
+    x[:, :, :14, :14] = 1.0  # one quadrant: exactly representable at 2x2, so it survives the round trip
+    same = low_resolution(x, torch.tensor([2]), torch.tensor([False]))
+    assert float(same[0, 0, 0, 0]) == pytest.approx(1.0) and float(same[0, 0, 27, 27]) == pytest.approx(0.0)
+    # A single bright pixel at 7x7 becomes a 1/16 block, and 16 grey levels round it to 1/15.
+    dot = torch.zeros(1, 1, 28, 28)
+    dot[:, :, 1, 1] = 1.0
+    plain = low_resolution(dot, torch.tensor([7]), torch.tensor([False]))
+    levels = low_resolution(dot, torch.tensor([7]), torch.tensor([True]))
+    assert float(plain.max()) == pytest.approx(1 / 16, abs=1e-5)
+    assert float(levels.max()) == pytest.approx(1 / 15, abs=1e-5)
+    assert float(plain.sum()) > 0.5  # the ink is spread out, not lost
+
+
+@pytest.mark.parametrize("opts,match", [
+    ({"stroke_p": 1.5}, "stroke_p must be in \\[0, 1\\]"),
+    ({"thick": 2}, "thick must be in \\[0, 1\\]"),
+    ({"blur": 5}, "blur .* must be in \\[0, 3\\]"),
+    ({"lowres_min": 3}, "4 <= min <= max <= 20"),
+    ({"lowres_min": 12, "lowres_max": 8}, "4 <= min <= max <= 20"),
+    ({"gamma": 1}, "has no option gamma"),
+])
+def test_bad_styles_settings_are_config_errors(opts, match):
+    with pytest.raises(ConfigError, match=match):
+        make_augment("styles", **opts)

@@ -23,10 +23,14 @@ import math
 from typing import Callable
 
 from digitlab.errors import ConfigError
+from digitlab.train.augment_styles import STYLE_OPTIONS, apply_styles, check_style_options
 
 AFFINE_DEFAULTS = {"rotate": 10.0, "shift": 2.0, "scale": 0.1, "shear": 10.0}  # degrees, px, fraction, degrees
 ELASTIC_DEFAULTS = {**AFFINE_DEFAULTS, "alpha": 34.0, "sigma": 4.0}  # Simard's alpha (px) and sigma (px)
-DEFAULTS = {"none": {}, "affine": AFFINE_DEFAULTS, "elastic": ELASTIC_DEFAULTS}
+# styles: the affine map (elastic where alpha > 0) plus stroke width, blur and low resolution, drawn per
+# image (digitlab.train.augment_styles).
+STYLES_DEFAULTS = {**AFFINE_DEFAULTS, "alpha": 0.0, "sigma": 4.0, **STYLE_OPTIONS}
+DEFAULTS = {"none": {}, "affine": AFFINE_DEFAULTS, "elastic": ELASTIC_DEFAULTS, "styles": STYLES_DEFAULTS}
 
 
 def _rand(shape, generator, like):
@@ -140,19 +144,21 @@ class Augment:
         n, size = x.shape[0], x.shape[-1]
         theta = _affine_theta(n, size, self.opts, generator, x)
         grid = affine_grid(theta, size)
-        if self.name == "elastic":
+        if self.name == "elastic" or (self.name == "styles" and self.opts["alpha"] > 0):
             field = elastic_field(n, size, self.opts["alpha"], self.opts["sigma"], generator, x)
             grid = grid + field * (2.0 / size)  # px -> normalized units
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         # Bilinear weights sum to one, so the range holds up to rounding; the clamp makes it exact.
         out = out.clamp_(0.0, 1.0)
+        if self.name == "styles":
+            out = apply_styles(out, self.opts, generator)
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             out = out.contiguous(memory_format=torch.channels_last)
         return out
 
 
 def make_augment(name: str, **opts) -> Callable:
-    """The augmentation `name` (none, affine, elastic), with any default in DEFAULTS[name] overridden.
+    """The augmentation `name` (none, affine, elastic, styles), with any default in DEFAULTS[name] overridden.
 
     >>> augment = make_augment("affine", rotate=15)
     >>> xb = augment(xb, generator)     # same shape, dtype and device; values in [0, 1]
@@ -175,6 +181,8 @@ def make_augment(name: str, **opts) -> Callable:
         raise ConfigError(f"augmentation scale must be < 1 (a fraction, e.g. 0.1), got {merged['scale']}")
     if merged.get("shear", 0) >= 90 or merged.get("rotate", 0) > 180:
         raise ConfigError("augmentation shear must be < 90 degrees and rotation <= 180 degrees")
-    if name == "elastic" and merged["sigma"] <= 0:
+    if name == "styles":
+        check_style_options(merged)
+    if name in ("elastic", "styles") and merged["sigma"] <= 0:
         raise ConfigError(f"elastic sigma must be > 0 px, got {merged['sigma']}")
     return Augment(name, merged)

@@ -8,7 +8,7 @@ from digitlab.errors import ConfigError
 
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
-AUGMENTS = ("none", "affine", "elastic")
+AUGMENTS = ("none", "affine", "elastic", "styles")
 # torch.compile's modes. On CUDA, "reduce-overhead" replays each step as a CUDA graph: for a small net,
 # whose step is mostly kernel launches, that is where the time goes. On a CPU they all compile alike.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -38,6 +38,9 @@ class TrainConfig:
     # Its strengths, over the defaults (digitlab.train.augment.DEFAULTS), e.g. {"rotate": 20, "shift": 5.6}.
     augment_options: dict | None = None
     clean_epochs: int = 0  # the last N epochs see the images as they are, without augmentation
+    # Font-rendered digits (digitlab.data.synthetic, "train" fonts, seeded by `seed`) added to the training
+    # images: the handwriting styles MNIST lacks (flagged 1s, crossed 7s). Not in the validation split.
+    synthetic_fonts: int = 0
     teacher: str | None = None  # distil from this model (run folder, .safetensors, or "pretrained")
     distill_weight: float = 0.5  # the soft (teacher) term's share of the loss, see digitlab.train.distill
     distill_temperature: float = 2.0  # softens both distributions in the soft term
@@ -104,6 +107,8 @@ class TrainConfig:
             bad(f"distill weight must be in (0, 1], got {self.distill_weight}")
         if not self.distill_temperature > 0:
             bad(f"distill temperature must be > 0, got {self.distill_temperature}")
+        if self.synthetic_fonts < 0:
+            bad(f"synthetic fonts (font digits mixed in) must be >= 0, got {self.synthetic_fonts}")
         if self.val_split < 0:
             bad(f"val split must be >= 0 images, got {self.val_split}")
         if not 0 <= self.ema_decay < 1:

@@ -206,6 +206,10 @@ def _training_tensors(x, y, config: TrainConfig, validation_data, device, bf16_i
         x_t, y_t, x_val, y_val = split_validation(x_t, y_t, config.val_split, config.seed)
     elif validation_data is not None:
         x_val, y_val = to_input_tensor(validation_data[0], device), to_label_tensor(validation_data[1], device)
+    if config.synthetic_fonts:  # after the split: validation stays the dataset's own images
+        from digitlab.train.mix import mix_font_digits
+
+        x_t, y_t = mix_font_digits(x_t, y_t, config.synthetic_fonts, config.seed)
     if (config.early_stopping or config.keep_best) and x_val is None:
         raise ConfigError("early stopping and keep-best need validation data: set --val-split N (e.g. 5000)")
     return x_t, y_t, x_val, y_val

@@ -47,14 +47,24 @@ def train_run(
     verbose: bool = True,
     validate_on_test: bool = False,
     preset: str | None = None,
+    start_from: str | None = None,
 ) -> RunResult:
     """Train `model_name` on `data` (a digitlab Dataset) and, if `output` is given, save the run.
 
     validate_on_test: use the test set as validation data each epoch, as the article does for its
     learning curves. Off by default: choosing settings on the test set is how test scores get inflated.
+    start_from: fine-tune the saved model at this path ("pretrained": the shipped one) instead of fresh
+    weights; its architecture replaces model_name/model_kwargs, and the run records where it started.
     """
     seed_everything(config.seed)  # the initial weights depend on it
-    model = build_model(model_name, **(model_kwargs or {}))
+    started_from = None
+    if start_from is not None:
+        from digitlab.train.initial import initial_model
+
+        model, started_from = initial_model(start_from)
+        model_name = started_from["architecture"]["name"]
+    else:
+        model = build_model(model_name, **(model_kwargs or {}))
     if validate_on_test and config.val_split:
         validate_on_test = False  # a carved validation split takes precedence
     teacher = None
@@ -86,6 +96,8 @@ def train_run(
     }
     if teacher is not None:
         metrics["teacher"] = teacher
+    if started_from is not None:
+        metrics["started_from"] = started_from
     out = None
     if output is not None:
         out = save_run(output, model, history, metrics, config, data)
@@ -98,7 +110,8 @@ def save_run(output, model, history, metrics, config, data) -> Path:
         metrics={k: metrics[k] for k in ("test_loss", "test_accuracy", "train_loss", "train_accuracy",
                                           "train_time_s", "dataset", "epochs_run")},
         extra={"seed": config.seed, "preset": metrics.get("preset"), "environment": metrics["environment"],
-               **({"teacher": metrics["teacher"]} if "teacher" in metrics else {})},
+               **({"teacher": metrics["teacher"]} if "teacher" in metrics else {}),
+               **({"started_from": metrics["started_from"]} if "started_from" in metrics else {})},
     )
     history.to_csv(out / "history.csv")
     title = f"{metrics['model']} on {data.name}"

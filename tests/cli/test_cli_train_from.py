@@ -1,0 +1,62 @@
+"""`digitlab train --from RUN | --pretrained`: fine-tuning keeps the saved architecture and records its start."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from digitlab.data.idx import encode_idx
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "digitlab", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture
+def tiny_data_dir(tmp_path, tiny_digits):
+    x, y = tiny_digits
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    parts = {"train-images-idx3-ubyte": x[:500], "train-labels-idx1-ubyte": y[:500].astype(np.uint8),
+             "t10k-images-idx3-ubyte": x[500:], "t10k-labels-idx1-ubyte": y[500:].astype(np.uint8)}
+    for name, array in parts.items():
+        (folder / f"{name}.gz").write_bytes(gzip.compress(encode_idx(array)))
+    return folder
+
+
+def test_from_a_run_keeps_its_architecture_and_records_its_weights(tiny_data_dir, tmp_path):
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    first = run("train", "--model", "mlp", "--model-arg", "hidden=32", "--epochs", "1", "--threads", "1",
+                "--data-dir", str(tiny_data_dir), "-o", str(base))
+    assert first.returncode == 0, first.stderr
+    second = run("train", "--from", str(base), "--epochs", "1", "--optimizer", "sgd", "--lr", "0.01",
+                 "--synthetic-fonts", "30", "--threads", "1", "--data-dir", str(tiny_data_dir), "-o", str(tuned))
+    assert second.returncode == 0, second.stderr
+    base_meta = json.loads((base / "model.json").read_text())
+    meta = json.loads((tuned / "model.json").read_text())
+    assert meta["architecture"] == base_meta["architecture"]
+    assert meta["started_from"]["spec"] == str(base)
+    assert meta["started_from"]["weights_sha256"] == base_meta["weights_sha256"]
+    assert meta["weights_sha256"] != base_meta["weights_sha256"]  # it trained
+    assert meta["train_config"]["synthetic_fonts"] == 30
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--from", "no/such/run"], "--from:"),
+    (["--pretrained", "--model", "mlp"], "drop --model"),
+    (["--pretrained", "--from", "runs/x"], "choose one"),
+    (["--preset", "real", "--synthetic-fonts", "-5"], "synthetic fonts"),
+])
+def test_bad_starts_are_one_line_errors(args, message, tiny_data_dir, tmp_path):
+    result = run("train", *args, "--data-dir", str(tiny_data_dir), "-o", str(tmp_path / "out"))
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "model.json").exists()
