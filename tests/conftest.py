@@ -23,6 +23,18 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DIGITLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture
+def ieee_floats():
+    """Subnormal floats as IEEE-754 has them. The training commands flush denormals for speed (in this
+    process too, when a CLI test ran in it), and hypothesis refuses to generate floats in that state."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_flush_denormal(False)
+    yield
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """The real MNIST as a digitlab Dataset; skips when it is not available."""

@@ -5,6 +5,7 @@ Bounded and derandomized, so the suite stays fast and its outcome does not depen
 
 from __future__ import annotations
 
+import pytest
 import gzip
 import io
 import zipfile
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 from digitlab.data.idx import encode_idx, read_idx, read_images, read_labels
 from digitlab.data.npz import read_npz
 from digitlab.errors import DataError
+
+pytestmark = pytest.mark.usefixtures("ieee_floats")
 
 SETTINGS = settings(max_examples=150, derandomize=True, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

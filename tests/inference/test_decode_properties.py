@@ -16,6 +16,8 @@ from digitlab.errors import ImageError
 from digitlab.inference.decode import decode_bytes, load_image
 from digitlab.inference.preprocess import digit_to_28, extract_digit, extract_ink
 
+pytestmark = pytest.mark.usefixtures("ieee_floats")
+
 BOUNDED = settings(max_examples=150, derandomize=True, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -20,6 +20,8 @@ from serve_drawings import SMALL_MAX_BYTES, SMALL_MAX_PIXELS  # noqa: E402
 from digitlab.inference.recognizer import Recognizer  # noqa: E402
 from digitlab.serve.app import create_app  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("ieee_floats")
+
 APP = create_app(recognizer=Recognizer.load(), max_bytes=SMALL_MAX_BYTES, max_pixels=SMALL_MAX_PIXELS)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
