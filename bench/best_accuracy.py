@@ -6,7 +6,7 @@ about 99.2%). Everything runs through the documented digitlab commands, one proc
 
     digitlab train --preset best --seed 0 -o OUT/seed-0          # alone: its time is the solo time
     digitlab train --preset best --seed K -o OUT/seed-K          # K = 1..N-1, up to --parallel at once
-    digitlab ensemble OUT/seed-0 ... OUT/seed-N-1 -o OUT         # averages the softmax outputs
+    digitlab ensemble OUT/seed-0 ... OUT/seed-N-1 -o OUT/ensemble       # averages the softmax outputs
 
 Seed 0 is the seed whose model taught the one that ships with the package (`compact`, distilled from
 it). Every run's model.json gets the exact command that made it ("made_with": {"command", "hardware"}).
@@ -43,7 +43,7 @@ from _common import positive_int, positive_seconds, with_one_line_errors  # noqa
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("-o", "--output", required=True, help="folder for the runs and ensemble.json")
+    p.add_argument("-o", "--output", required=True, help="folder for the runs and their ensemble (OUT/ensemble)")
     p.add_argument("--preset", default="best")
     p.add_argument("--seeds", type=positive_int, default=5, help="ensemble members (default 5)")
     p.add_argument("--parallel", type=positive_int, default=1, help="seeds 1..N-1 trained this many at a time (default 1)")
@@ -277,7 +277,7 @@ def run(args) -> int:
             print(f"   baseline cnn {base:.4f}: {figures['error_ratio_vs_baseline']:.1f}x fewer errors")
 
     if len(done) >= 2:
-        cmd = digitlab("ensemble", *map(str, done), "-o", str(out), "--json", *common_flags(args))
+        cmd = digitlab("ensemble", *map(str, done), "-o", str(out / "ensemble"), "--json", *common_flags(args))
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=REPO,
                                   timeout=clock.left(reserve=0))

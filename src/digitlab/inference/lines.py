@@ -23,6 +23,7 @@ PAST_END = 0.2        # ... and runs past both ends of the rest of the ink by 20
 LINE_BEYOND = 2.0     # ... or is at least twice as long as the rest of the ink is wide (or tall)
 EDGE_WIDTH = 0.25     # bands touching the frame may be this thick (the table beyond the paper's edge)
 REST_PIECE = 0.1      # the rest of the ink: pieces at least 10% of its largest piece
+FRAME_SPAN = 0.95     # a printed line crosses the whole photo; a long pen stroke (a 4's stem, a 7's bar) stops short
 
 
 def _bands(ys: np.ndarray, xs: np.ndarray, length: int, across: int) -> list[tuple[float, int, int]]:
@@ -72,7 +73,8 @@ def remove_lines(mask: np.ndarray) -> np.ndarray:
         return mask
     ry, rx = np.nonzero(rest)
     keep = [i for i, (_, vertical) in enumerate(found)
-            if _runs_past((ys if vertical else xs)[inside[i]], ry if vertical else rx)]
+            if np.ptp((ys if vertical else xs)[inside[i]]) + 1 >= FRAME_SPAN * (h if vertical else w)
+            and _runs_past((ys if vertical else xs)[inside[i]], ry if vertical else rx)]
     if not keep:
         return mask
     on_lines = np.logical_or.reduce([inside[i] for i in keep])
