@@ -117,7 +117,9 @@ PRESETS: dict[str, dict] = {
         "description": "compact's net fine-tuned for 3 epochs on MNIST plus 15,000 font-rendered digits (flagged "
                        "1s, crossed 7s, open 4s, straight 9s, thick strokes), with the styles augmentation (affine, "
                        "stroke width, blur, low resolution); start it from the shipped model: "
-                       "digitlab train --preset real --pretrained --threads 1 -o runs/real (cheap on a CPU)",
+                       "digitlab train --preset real --pretrained -o runs/real (about 2 minutes on 2 CPU cores)",
+        "chosen": "validation accuracy on val_split=5000 (99.50% after 3 epochs); reads flagged 1s (99.7% on held-out "
+                  "fonts against 78%) and 8x8 digits better, but MNIST test falls to 99.58%, so it does not ship yet",
     },
 }
 
