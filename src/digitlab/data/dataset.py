@@ -20,8 +20,9 @@ import numpy as np
 
 from digitlab.data.idx import check_pair, content_sha256, load_bytes, read_images, read_labels, role_limit
 from digitlab.data.locate import find_idx_files, npz_path, resolve_data_dir
+from digitlab.data.npz import read_npz
 from digitlab.data.sources import ROLES, DatasetSpec, get_spec
-from digitlab.errors import DataError
+from digitlab.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,7 +56,6 @@ class Dataset:
             return self.x_train, self.y_train
         if which == "test":
             return self.x_test, self.y_test
-        from digitlab.errors import ConfigError
 
         raise ConfigError(f"unknown split {which!r}: choose train or test")
 
@@ -80,7 +80,6 @@ def read_folder(folder: str | os.PathLike, spec: DatasetSpec) -> dict[str, np.nd
         if npz is None:
             raise DataError(f"{folder} lacks {', '.join(missing)}: it must hold the four IDX files"
                             + (f" or {spec.npz.name}" if spec.npz else ""))
-        from digitlab.data.npz import read_npz
 
         counts = (spec.files["train_images"].count, spec.files["test_images"].count)
         return read_npz(npz, spec.num_classes, spec.image_shape, None if None in counts else counts)
@@ -189,8 +188,6 @@ def verify_folder(folder: str | os.PathLike, spec: DatasetSpec) -> list[dict]:
 
 
 def _verify_npz(path: Path, spec: DatasetSpec) -> dict:
-    from digitlab.data.npz import read_npz
-
     try:
         counts = (spec.files["train_images"].count, spec.files["test_images"].count)
         arrays = read_npz(path, spec.num_classes, spec.image_shape, None if None in counts else counts)

@@ -15,6 +15,11 @@ import re
 import sys
 from pathlib import Path
 
+import pooch
+import requests
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
 from digitlab.data.filenames import find_file
 from digitlab.data.idx import GZIP_MAGIC, content_sha256, looks_like_html, role_limit
 from digitlab.data.sources import ROLES, DatasetSpec, FileSpec
@@ -69,8 +74,6 @@ class _RichBar:
 
 def _reason(exc: BaseException, timeout: float) -> str:
     """A short, one-line description of why a mirror failed."""
-    import requests
-
     if isinstance(exc, _TransferFailed):
         exc = exc.cause
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
@@ -87,8 +90,6 @@ def _reason(exc: BaseException, timeout: float) -> str:
 
 def _is_permanent(exc: BaseException) -> bool:
     """Failures a retry of the same mirror cannot fix: wrong content, or an HTTP 4xx answer."""
-    import requests
-
     if isinstance(exc, _BadContent):
         return True
     if isinstance(exc, _TransferFailed):
@@ -122,8 +123,6 @@ def _limit(file: FileSpec) -> int | None:
 
 
 def _download_verified(url: str, file: FileSpec, dest: Path, timeout: float, bar) -> Path:
-    import pooch
-
     target = dest / file.name
     downloader = pooch.HTTPDownloader(
         progressbar=bar or False,
@@ -204,9 +203,6 @@ def fetch(spec: DatasetSpec, dest_dir: str | os.PathLike, mirrors: tuple[str, ..
 
     bar_or_lines = bool(progress)
     if progress and sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
         bar_or_lines = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                 TransferSpeedColumn(), console=Console(stderr=True))
         bar_or_lines.start()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import platformdirs
+
 from digitlab.data.download import fetch
 from digitlab.data.filenames import find_file
 from digitlab.data.sources import ROLES, DatasetSpec, get_spec
@@ -63,7 +65,6 @@ def cache_root() -> Path:
     override = os.environ.get(ENV_CACHE_DIR)
     if override:
         return Path(override).expanduser().resolve()
-    import platformdirs
 
     return Path(platformdirs.user_cache_dir("digitlab", appauthor=False))
 

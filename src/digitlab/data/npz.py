@@ -14,8 +14,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy
 
-from digitlab.data.idx import DEFAULT_MAX_BYTES, check_labels, check_pair
+from digitlab.data.idx import DEFAULT_MAX_BYTES, check_labels, check_pair, looks_like_html
 from digitlab.errors import DataError
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -70,8 +71,6 @@ def read_npz(path: str | os.PathLike, num_classes: int = 10,
 
 def _check_zip_magic(path: Path) -> None:
     """An .npz is a zip archive; say so plainly instead of letting np.load guess 'pickle'."""
-    from digitlab.data.idx import looks_like_html
-
     try:
         with open(path, "rb") as fh:
             head = fh.read(1024)
@@ -102,8 +101,6 @@ def _member_limits(max_items, image_shape) -> dict[str, int]:
 
 def _read_member(archive: zipfile.ZipFile, member: str, name: str, key: str, limit: int) -> np.ndarray:
     """One .npy member, its sizes checked before anything is decompressed or allocated."""
-    from numpy.lib import format as npy
-
     info = archive.getinfo(member)
     if info.file_size > limit:
         raise DataError(f"{name}: {key} declares {info.file_size:,} bytes uncompressed, more than the {limit:,} "

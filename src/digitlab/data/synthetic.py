@@ -21,6 +21,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from digitlab.errors import ConfigError
 
@@ -54,8 +55,6 @@ def _handwriting_fonts(root: Path = FONT_ROOT) -> list[Path]:
 
 @functools.lru_cache(maxsize=None)
 def _load_font(path: str, px: int = _FONT_PX):
-    from PIL import ImageFont
-
     try:
         return ImageFont.truetype(path, px)
     except OSError as exc:
@@ -115,8 +114,6 @@ def _stem_width(font_path: str) -> float:
 
 def _glyph(label: int, font_path: str, stroke: int):
     """The font's digit on a black canvas, uint8 (_CANVAS, _CANVAS); `stroke` px of extra outline."""
-    from PIL import Image, ImageDraw
-
     font = _load_font(font_path)
     img = Image.new("L", (_CANVAS, _CANVAS), 0)
     left, top, right, bottom = font.getbbox(str(label), stroke_width=stroke)
@@ -135,8 +132,6 @@ def _polyline(draw, points, width: float) -> None:
 
 def _stroke_digit(style: str, width: float, rng) -> np.ndarray:
     """The stroke-drawn styles (flagged 1, open 4, straight-stemmed 9) on a black canvas."""
-    from PIL import Image, ImageDraw
-
     img = Image.new("L", (_CANVAS, _CANVAS), 0)
     draw, h, cx = ImageDraw.Draw(img), _BOTTOM - _TOP, _CANVAS / 2
     if style == "flagged1":
@@ -164,8 +159,6 @@ def _stroke_digit(style: str, width: float, rng) -> np.ndarray:
 
 def _cross_seven(ink: np.ndarray, width: float, rng) -> np.ndarray:
     """The font's 7 with a bar across its stem, a little below the middle."""
-    from PIL import Image, ImageDraw
-
     rows = np.nonzero(ink.any(axis=1))[0]
     y = int(rows[0] + (rows[-1] - rows[0]) * rng.uniform(0.45, 0.6))
     cols = np.nonzero(ink[y] > 127)[0]
@@ -178,8 +171,6 @@ def _cross_seven(ink: np.ndarray, width: float, rng) -> np.ndarray:
 
 def _fit(ink: np.ndarray, size: int, margin: float) -> np.ndarray:
     """Crop to the ink's box and scale it (aspect kept) into the middle of a size x size frame."""
-    from PIL import Image
-
     ys, xs = np.nonzero(ink)
     box = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     inner = max(1, int(round(size * (1 - 2 * margin))))
@@ -228,8 +219,6 @@ def render_digit(label: int, font: Path, *, style: str = "plain", size: int = 64
 def mnist_frame(ink: np.ndarray) -> np.ndarray:
     """A digit image (uint8, white on black) framed as MNIST: its ink box scaled (aspect kept) to 20 px
     on the longer side, anti-aliased, and placed in 28x28 with its centre of mass at the centre."""
-    from PIL import Image
-
     ys, xs = np.nonzero(ink)
     box = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     scale = 20 / max(box.shape)
@@ -266,8 +255,6 @@ def _pick_style(label: int, styles: tuple, rng) -> str:
 def _distort(img: np.ndarray, rng) -> np.ndarray:
     """A random rotation (+-12 degrees), shear (+-0.3) and stroke width (thinner or thicker) of a
     size x size render, as writers differ."""
-    from PIL import Image, ImageFilter
-
     pic = Image.fromarray(img)
     angle, shear = np.radians(rng.uniform(-12, 12)), rng.uniform(-0.3, 0.3)
     c, s, half = np.cos(angle), np.sin(angle), img.shape[0] / 2
