@@ -25,7 +25,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,9 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from _common import setup_lines
-from serve_load import free_port, stop_server
+from _server import REPO, free_port, start_server, stop_server
 
-REPO = Path(__file__).resolve().parents[1]
 GOAL_PEAK_MIB = 1024
 
 
@@ -157,23 +155,6 @@ def cli_inputs(folder: Path, files: dict[str, bytes]) -> list[str]:
 
 # -- the server ------------------------------------------------------------------------------------
 
-def start_server(port: int, env: dict, log: Path) -> subprocess.Popen:
-    import httpx
-
-    cmd = [sys.executable, "-m", "digitlab", "serve", "--port", str(port), "--no-access-log", "--body-timeout", "2"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    stop_server(proc)
-    raise SystemExit(f"the server did not start: {log.read_text()[-2000:]}")
-
-
 def rss_mib(pid: int) -> dict[str, float]:
     """The process's current (VmRSS) and peak (VmHWM) resident memory, MiB."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
@@ -256,7 +237,7 @@ def main(argv=None) -> int:
             print(f"cli {run['command']}: {run}")
         port = free_port()
         log = folder / "server.log"
-        proc = start_server(port, env, log)
+        proc = start_server(port, ["--no-access-log", "--body-timeout", "2"], env=env, log=log)
         try:
             served = serve_phase(port, proc.pid, files, big_name, args.concurrent)
         finally:

@@ -22,16 +22,12 @@ import asyncio
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from _server import REPO, free_port, start_server, stop_server
 
 
 def parse_args(argv=None):
@@ -102,42 +98,10 @@ def build_requests(x: np.ndarray, payload: str) -> list[tuple[dict, bytes]]:
 
 # -- the server ------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(args, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "digitlab", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(args.workers), "--threads", str(args.threads), "--runtime", args.runtime,
+def serve_args(args) -> list[str]:
+    out = ["--workers", str(args.workers), "--threads", str(args.threads), "--runtime", args.runtime,
            "--no-access-log", "--log-level", "warning"]
-    if args.model:
-        cmd += ["--model", args.model]
-    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
-    import httpx
-
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    stop_server(proc)
-    raise SystemExit("the server did not become ready in 180 s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    return out + (["--model", args.model] if args.model else [])
 
 
 # -- the load --------------------------------------------------------------------------------------
@@ -335,7 +299,7 @@ def main(argv=None) -> int:
     print(f"  in-process Recognizer call on the same input: {baseline_ms:.3f} ms median")
 
     port = free_port()
-    proc = start_server(args, port)
+    proc = start_server(port, serve_args(args))
     base = f"http://127.0.0.1:{port}"
     results = []
     try:
