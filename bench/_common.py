@@ -23,10 +23,12 @@ def setup_lines(device: str = "cpu") -> dict:
     return env
 
 
-def keras_reference(what: str, python: str | None, data_dir: str | None = None, repeats: int = 1) -> dict | None:
+def keras_reference(what: str, python: str | None, data_dir: str | None = None, repeats: int = 1,
+                    threads: int | None = None) -> dict | None:
     """Time the article's Keras code on this machine (bench/keras_reference.py) under `python`, a
     Python with TensorFlow and Keras; None when no such Python is given. `what` is "fit" or "cv";
-    with repeats > 1 (fit only) the fastest of that many runs is reported, as the digitlab side does."""
+    with repeats > 1 (fit only) the fastest of that many runs is reported, as the digitlab side does;
+    `threads` caps TensorFlow's threads as --threads caps torch's."""
     import subprocess
 
     python = python or os.environ.get("DIGITLAB_KERAS_PYTHON")
@@ -38,6 +40,8 @@ def keras_reference(what: str, python: str | None, data_dir: str | None = None, 
     command = [python, str(script), what, "--data-dir", data_dir]
     if repeats > 1:
         command += ["--repeats", str(repeats)]
+    if threads:
+        command += ["--threads", str(threads)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
