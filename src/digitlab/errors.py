@@ -7,6 +7,8 @@ it into a 4xx JSON answer. Never `assert` on user input: asserts vanish under `p
 
 from __future__ import annotations
 
+import importlib
+
 
 class DigitlabError(Exception):
     """Base class. `exit_code` is what the CLI exits with."""
@@ -46,8 +48,6 @@ class MissingExtraError(DigitlabError):
 
 def require(module: str, extra: str):
     """Import `module` or raise MissingExtraError naming `pip install "digitlab[extra]"`."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:

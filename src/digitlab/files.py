@@ -8,14 +8,18 @@ A crash, a full disk or a read-only folder leaves the previous file (or none), n
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
+import hashlib
+import io
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from digitlab.errors import OutputError
+from digitlab.errors import DataError, OutputError
 
 _HINTS = {
     errno.ENOSPC: "the disk is full: free some space or choose another output folder",
@@ -126,9 +130,6 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_csv(path: str | os.PathLike, header: list[str], rows: list[list[Any]]) -> Path:
-    import csv
-    import io
-
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -137,19 +138,22 @@ def write_csv(path: str | os.PathLike, header: list[str], rows: list[list[Any]])
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib Figure atomically as PNG and close it."""
-    import matplotlib.pyplot as plt
+    """Save a matplotlib Figure atomically as PNG; a pyplot-made figure is also closed.
 
+    digitlab's own figures are plain `Figure`s on an Agg canvas, which pyplot never holds. One made
+    with pyplot stays registered until `plt.close`; pyplot is looked up, not imported, since a figure
+    can only be registered with it once something has loaded it.
+    """
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)
     return Path(path)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes, read in 1 MiB chunks."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -159,8 +163,6 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     """Read JSON or raise a DigitlabError-derived error naming the file."""
-    from digitlab.errors import DataError
-
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))

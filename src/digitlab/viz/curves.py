@@ -4,24 +4,24 @@ overlaid, with axis labels, a legend and epoch ticks."""
 
 from __future__ import annotations
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
 TRAIN_COLOR, TEST_COLOR = "tab:blue", "tab:orange"
 
 
 def learning_curves_figure(histories, title: str | None = None, val_label: str = "test"):
     """histories: one History (dict of lists) or a sequence of them (e.g. one per CV fold).
 
-    Returns a matplotlib Figure with two Axes: [loss, accuracy].
+    Returns a matplotlib Figure with two Axes: [loss, accuracy], on its own Agg canvas (no pyplot state).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
     if isinstance(histories, dict):
         histories = [histories]
     histories = list(histories)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    FigureCanvasAgg(fig)
+    ax_loss, ax_acc = fig.subplots(1, 2)
     panels = ((ax_loss, "loss", "Cross-entropy loss"), (ax_acc, "accuracy", "Classification accuracy"))
     scale = {"loss": 1.0, "accuracy": 100.0}  # accuracy in %, as everywhere in the report
     many = len(histories) > 1

@@ -9,17 +9,17 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from digitlab.errors import ConfigError
+from digitlab.viz.samples import grid_shape
 
 TRAIN_COLOR, TEST_COLOR = "tab:blue", "tab:orange"  # as the learning curves
 FRESH_COLOR, LEAKY_COLOR = "#3b6ea8", "#c0392b"
 
 
 def _figure(figsize):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
     return fig
@@ -106,8 +106,6 @@ def misclassified_figure(images: np.ndarray, true: Sequence[int], pred: Sequence
     predicted class's probability in [0, 1] (N,). Each title reads "true 4 / pred 9" and "97.3%".
     With no images, the Figure says so (one Axes, no image).
     """
-    from digitlab.viz.samples import grid_shape
-
     images = np.asarray(images)
     count = min(n, len(images))
     if not len(true) == len(pred) == len(confidence) == len(images):

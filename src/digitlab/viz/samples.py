@@ -6,6 +6,8 @@ import math
 from typing import Sequence
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from digitlab.errors import ConfigError
 
@@ -24,9 +26,6 @@ def sample_grid_figure(images: np.ndarray, labels: Sequence[int] | np.ndarray, n
     labels: (N,) ints; `classes[label]` is shown when given (e.g. Fashion-MNIST names).
     No pyplot: the figure has its own Agg canvas, so no global state or GUI backend is involved.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.ndim != 3:
