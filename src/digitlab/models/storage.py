@@ -14,14 +14,21 @@ hash check refuses with one line. Temporary files of a killed save are removed b
 
 from __future__ import annotations
 
+import hashlib
 import time
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
+
+from safetensors.torch import load as load_safetensors, save as serialize_safetensors
 
 from digitlab import __version__
 from digitlab.errors import ModelError
 from digitlab.files import ensure_dir, read_json, remove_temp_leftovers, sha256_file, write_bytes, write_json
+from digitlab.models.registry import build_model
 from digitlab.models.schema import FORMAT, FORMAT_VERSION, check_meta
+from digitlab.models.weights_check import check_header, check_values, expected_state
+from digitlab.provenance import environment
 
 WEIGHTS_NAME = "model.safetensors"
 META_NAME = "model.json"
@@ -53,13 +60,6 @@ def save_model(
     extra: dict | None = None,
 ) -> Path:
     """Write `model.safetensors`, then `model.json` (recording the weights' SHA-256), into folder `path`."""
-    import hashlib
-    from dataclasses import asdict, is_dataclass
-
-    from safetensors.torch import save as serialize_safetensors
-
-    from digitlab.provenance import environment
-
     arch = getattr(model, "digitlab_arch", None)
     if arch is None:
         raise ModelError("this model was not built with digitlab.build_model, so its architecture is unknown; "
@@ -147,11 +147,6 @@ def load_model(path: str | Path | None = None, device: str = "cpu"):
 
     The returned module carries `digitlab_meta`, the JSON dict it was described by.
     """
-    from safetensors.torch import load as load_safetensors
-
-    from digitlab.models.registry import build_model
-    from digitlab.models.weights_check import check_header, check_values, expected_state
-
     if path is None:
         path = pretrained_path()
         if not (path / META_NAME).exists():
@@ -172,8 +167,6 @@ def load_model(path: str | Path | None = None, device: str = "cpu"):
     check_header(blob, expected, str(weights), arch["name"])
     recorded = meta.get("weights_sha256")
     if recorded is not None:
-        import hashlib
-
         if hashlib.sha256(blob).hexdigest() != recorded:
             raise ModelError(f"weights {weights} do not match the weights_sha256 recorded in {meta_path.name} "
                              "(the file is corrupt, was replaced, or a save was interrupted): save or train the model again")

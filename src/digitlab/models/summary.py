@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 
 @dataclass(frozen=True)
 class LayerRow:
@@ -15,8 +17,6 @@ class LayerRow:
 
 def summarize(model, input_shape=(1, 1, 28, 28)) -> list[LayerRow]:
     """Run one dummy batch through `model` and record every leaf module's output shape."""
-    import torch
-
     rows: list[LayerRow] = []
     hooks = []
     for name, module in model.named_modules():

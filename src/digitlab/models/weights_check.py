@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 
-from digitlab.errors import ModelError
+import torch
+
+from digitlab.errors import ConfigError, ModelError
+from digitlab.models.registry import build_model
 from digitlab.models.schema import MAX_PARAMS
 
 # torch dtype name -> safetensors dtype code, for the dtypes digitlab's models hold (float32 weights,
@@ -22,11 +25,6 @@ _MAX_HEADER = 16 << 20
 
 def expected_state(name: str, kwargs: dict, where: str) -> dict[str, tuple[str, tuple[int, ...]]]:
     """{tensor name: (safetensors dtype code, shape)} of architecture `name`, built on the meta device."""
-    import torch
-
-    from digitlab.errors import ConfigError
-    from digitlab.models.registry import build_model
-
     try:
         with torch.device("meta"):
             model = build_model(name, **kwargs)
@@ -79,8 +77,6 @@ def check_header(blob: bytes, expected: dict, where: str, arch: str) -> None:
 
 def check_values(state: dict, where: str) -> None:
     """Refuse NaN or infinite weights."""
-    import torch
-
     for key, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ModelError(f"weights {where}: tensor {key} holds NaN or infinite values, so every prediction "
