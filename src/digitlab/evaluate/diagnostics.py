@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from digitlab.evaluate.metrics import scores_from_proba
+
 # Thresholds of the plain-words verdict, in accuracy points (train - test).
 _GAP_LITTLE = 1.0
 _GAP_MILD = 3.0
@@ -135,8 +137,6 @@ def diagnose(proba: np.ndarray, y: np.ndarray, classes: Sequence[str] | None = N
     proba: float32 (N, C); y: int64 (N,). `source` says where the predictions come from
     ("test set" or "pooled out-of-fold predictions"); `leaky` marks a --reuse-model run.
     """
-    from digitlab.evaluate.metrics import scores_from_proba
-
     y = np.asarray(y)
     scores = scores_from_proba(proba, y, classes)
     order = worst_misclassified(proba, y)[:top_errors]

@@ -14,6 +14,11 @@ from typing import Sequence
 import numpy as np
 
 from digitlab.errors import ConfigError
+from digitlab.evaluate.metrics import predict_proba, scores_from_proba
+from digitlab.evaluate.tta import check_policy
+from digitlab.files import ensure_dir, write_json
+from digitlab.models.storage import load_model
+from digitlab.provenance import environment
 
 RESULT_NAME = "ensemble.json"
 
@@ -30,8 +35,6 @@ def average_proba(probas: Sequence[np.ndarray]) -> np.ndarray:
 
 def load_members(paths: Sequence[str | Path], device: str = "cpu") -> list:
     """Load each run folder (or model file) as an eval-mode model; all must share the class names."""
-    from digitlab.models.storage import load_model
-
     if len(paths) < 2:
         raise ConfigError(f"an ensemble needs at least 2 runs, got {len(paths)}: give more run folders")
     models = [load_model(p, device=device) for p in paths]
@@ -49,8 +52,6 @@ def score_ensemble(models: Sequence, x: np.ndarray, y: np.ndarray, classes=None,
     "mean_member_accuracy", "best_member_accuracy", "gain_over_mean", "tta"}; accuracies are fractions in
     [0, 1]. tta: a test-time augmentation policy applied to every member (digitlab.evaluate.tta).
     """
-    from digitlab.evaluate.metrics import predict_proba, scores_from_proba
-
     names = list(names) if names is not None else [f"member-{i}" for i in range(len(models))]
     probas, members = [], []
     for name, model in zip(names, models):
@@ -86,10 +87,6 @@ def score_ensemble(models: Sequence, x: np.ndarray, y: np.ndarray, classes=None,
 def evaluate_ensemble(paths: Sequence[str | Path], data, output: str | Path | None = None,
                       device: str = "cpu", extra: dict | None = None, tta: str | None = None) -> dict:
     """Score the runs in `paths` and their average on `data`'s test set; write OUTPUT/ensemble.json."""
-    from digitlab.evaluate.tta import check_policy
-    from digitlab.files import ensure_dir, write_json
-    from digitlab.provenance import environment
-
     tta = check_policy(tta)  # before loading anything: a typo costs nothing
     started = time.perf_counter()
     models = load_members(paths, device=device)

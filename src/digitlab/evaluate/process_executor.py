@@ -22,10 +22,19 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from typing import Callable, Sequence
 
+import torch
+
 from digitlab.errors import ConfigError
+from digitlab.evaluate.crossval import LocalExecutor, run_fold
+from digitlab.models.registry import build_model
+from digitlab.train.device import prepare_training_process, resolve_device
+from digitlab.train.fused_mlp import unsupported_reason
 
 _POOL_X = None  # the CV pool's images and labels, set once per worker process
 _POOL_Y = None
@@ -33,16 +42,10 @@ _POOL_Y = None
 
 def physical_cores() -> int:
     """torch's default thread count is one per physical core; os.cpu_count() counts hyper-threads."""
-    import torch
-
     return max(1, torch.get_num_threads())
 
 
 def _init_worker(x, y, threads: int, parent_pid: int) -> None:
-    import torch
-
-    from digitlab.train.device import prepare_training_process
-
     _exit_with_parent(parent_pid)
     global _POOL_X, _POOL_Y
     _POOL_X, _POOL_Y = x, y
@@ -58,10 +61,6 @@ def _exit_with_parent(parent_pid: int, interval: float = 0.5) -> None:
     mlp's CV). A daemon thread checks the parent's pid twice a second; the fold being trained is
     lost either way, since only the parent saves folds.
     """
-    import os
-    import threading
-    import time
-
     def watch():
         while os.getppid() == parent_pid:
             time.sleep(interval)
@@ -71,8 +70,6 @@ def _exit_with_parent(parent_pid: int, interval: float = 0.5) -> None:
 
 
 def _run_in_worker(task):
-    from digitlab.evaluate.crossval import run_fold
-
     return run_fold(task, _POOL_X, _POOL_Y)
 
 
@@ -107,7 +104,6 @@ class ProcessExecutor:
         # (5 folds on 2 cores: 2 rounds of 2 side by side, then 1 fold on both cores).
         in_pool = len(tasks) - len(tasks) % workers if threads == 1 and len(tasks) > workers else len(tasks)
         results = self._run_pool(tasks[:in_pool], x, y, workers, threads, method, on_result)
-        from digitlab.evaluate.crossval import run_fold
 
         for task in tasks[in_pool:]:
             result = run_fold(task, x, y)
@@ -146,8 +142,6 @@ def _preload_for_workers(tasks) -> None:
     """Forked workers inherit this process's imports. The first torch optimizer step of a process
     imports torch._dynamo (about a second): pay that once here rather than once in every worker.
     Folds of the article's mlp train through the fused step, which never imports it: then skip it."""
-    import torch
-
     kinds = {(t.model_name, repr(sorted(t.model_kwargs.items())), t.config.replace(seed=0)): t for t in tasks}
     if all(_trains_fused(task) for task in kinds.values()):
         return
@@ -155,11 +149,6 @@ def _preload_for_workers(tasks) -> None:
 
 
 def _trains_fused(task) -> bool:
-    import torch
-
-    from digitlab.models.registry import build_model
-    from digitlab.train.fused_mlp import unsupported_reason
-
     config = task.config
     model = build_model(task.model_name, **task.model_kwargs)
     return unsupported_reason(model, config, torch.device("cpu"), augmenting=config.augment != "none",
@@ -167,8 +156,6 @@ def _trains_fused(task) -> bool:
 
 
 def _with_threads(task, threads: int):
-    from dataclasses import replace
-
     return replace(task, config=task.config.replace(threads=threads, device="cpu"))
 
 
@@ -176,9 +163,6 @@ def _with_threads(task, threads: int):
 def auto_executor(device: str = "auto"):
     """What `--executor auto` runs: worker processes when the folds train on a CPU with more than one
     core; otherwise (a GPU: one device for all folds; a single core) the folds one after another here."""
-    from digitlab.evaluate.crossval import LocalExecutor
-    from digitlab.train.device import resolve_device
-
     if resolve_device(device).type == "cpu" and physical_cores() > 1:
         return ProcessExecutor()
     return LocalExecutor()

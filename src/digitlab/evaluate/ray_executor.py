@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from dataclasses import replace
 from typing import Callable, Sequence
 
+import numpy as np
+import torch
+
 from digitlab.errors import ConfigError, DigitlabError, require
+from digitlab.evaluate.crossval import run_fold
+from digitlab.models.registry import build_model
+from digitlab.train.config import TrainConfig
+from digitlab.train.loop import fit
 
 
 def _fold_task(task, x, y, threads: int):
     """Runs inside a Ray worker. x, y arrive as numpy arrays (Ray resolves the object refs)."""
-    import ray
-    import torch
-
-    from digitlab.evaluate.crossval import run_fold
+    import ray  # lazy: the optional [ray] extra
 
     torch.set_num_threads(threads)
     result = run_fold(task, x, y)
@@ -39,13 +44,6 @@ def _fold_task(task, x, y, threads: int):
 
 def _warm_task(model_name: str, threads: int, hold_s: float) -> int:
     """Pay a worker's one-time costs (importing torch and digitlab, torch's lazy first-step imports)."""
-    import numpy as np
-    import torch
-
-    from digitlab.models.registry import build_model
-    from digitlab.train.config import TrainConfig
-    from digitlab.train.loop import fit
-
     torch.set_num_threads(threads)
     fit(build_model(model_name), np.zeros((8, 28, 28), np.uint8), np.zeros(8, np.int64),
         TrainConfig(epochs=1, batch_size=8, device="cpu", threads=threads), verbose=False)
@@ -113,7 +111,7 @@ class RayExecutor:
     def shutdown(self) -> None:
         """Disconnect (and stop the local instance) if this executor started it."""
         if self._started_ray:
-            import ray
+            import ray  # lazy: the optional [ray] extra
 
             ray.shutdown()
             self._started_ray = False
@@ -140,7 +138,7 @@ class RayExecutor:
         return time.perf_counter() - started - hold_s
 
     def cluster_cpus(self) -> float:
-        import ray
+        import ray  # lazy: the optional [ray] extra
 
         return float(ray.cluster_resources().get("CPU", 0))
 
@@ -153,8 +151,6 @@ class RayExecutor:
         x and y are put into the object store once; later calls with the same array objects (a sweep's
         trials) reuse them, so do not modify them in place between calls.
         """
-        import numpy as np
-
         ray = require("ray", "ray")
         self.start()
         if not tasks:
@@ -197,7 +193,7 @@ class RayExecutor:
 
     def _check_fits(self) -> None:
         # A task that asks for more than any node has would wait forever: say so up front.
-        import ray
+        import ray  # lazy: the optional [ray] extra
 
         nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
         if not any(r.get("CPU", 0) >= self.cpus_per_fold and r.get("GPU", 0) >= self.gpus_per_fold for r in nodes):
@@ -215,8 +211,6 @@ def _last_line(exc: BaseException) -> str:
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail in seconds on a wrong HOST:PORT; ray.init would retry for minutes before giving up."""
-    import socket
-
     target = address.split("://", 1)[-1]
     host, sep, port = target.rpartition(":")
     if address == "auto" or not sep or not port.isdigit():

@@ -17,6 +17,8 @@ server) reports calibrated probabilities, while evaluation and training see the 
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
 
 from digitlab.errors import ConfigError
 
@@ -39,8 +41,6 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The T in T_RANGE that minimises the mean negative log-likelihood of softmax(logits / T)."""
-    from scipy.optimize import minimize_scalar
-
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
     if z.ndim != 2 or len(z) != len(y) or len(y) == 0:
@@ -70,6 +70,4 @@ def calibration_stats(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BIN
 
 
 def _nll(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
-    from scipy.special import log_softmax
-
     return float(-np.mean(log_softmax(z / temperature, axis=1)[np.arange(len(y)), y]))

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
+
 from digitlab.errors import ConfigError
 
 _SHIFT4 = ((0, 0, 0.0), (1, 0, 0.0), (-1, 0, 0.0), (0, 1, 0.0), (0, -1, 0.0))
@@ -39,8 +42,6 @@ def check_policy(name: str | None) -> str:
 
 def shift(x, dx: int, dy: int):
     """float (N, C, H, W) moved dx pixels right and dy down; what comes in is background (0). Exact."""
-    import torch.nn.functional as F
-
     if dx == 0 and dy == 0:
         return x
     h, w = x.shape[-2:]
@@ -52,9 +53,6 @@ def shift(x, dx: int, dy: int):
 
 def rotate(x, degrees: float):
     """float (N, C, H, W) rotated `degrees` clockwise about the centre (bilinear, background 0)."""
-    import torch
-    import torch.nn.functional as F
-
     if degrees == 0:
         return x
     a = math.radians(degrees)
