@@ -27,13 +27,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from digitlab import __version__
+from digitlab.errors import ConfigError
 from digitlab.serve import schemas, service
 from digitlab.serve.batcher import Batcher
 from digitlab.serve.errors import ApiError, install_error_handlers
 from digitlab.serve.inputs import parse_request
 from digitlab.serve.limits import ServeLimits
 from digitlab.serve.settings import (
-    DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MIN_CONFIDENCE, ServeSettings,
 )
 
 log = logging.getLogger("digitlab.serve")
@@ -62,8 +63,6 @@ def create_app(
     """
     limits = ServeLimits(max_bytes=max_bytes, max_pixels=max_pixels, body_timeout=body_timeout)
     if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
-        from digitlab.errors import ConfigError
-
         raise ConfigError(f"min_confidence must lie in [0, 1], got {min_confidence!r}")
 
     @asynccontextmanager
@@ -204,7 +203,7 @@ def _add_pages(app: FastAPI) -> None:
 def _swagger_assets() -> Path | None:
     """Swagger UI's files from the swagger-ui-bundle package (the `serve` extra), if installed."""
     try:
-        from swagger_ui_bundle import swagger_ui_path
+        from swagger_ui_bundle import swagger_ui_path  # lazy: optional, /docs falls back to the CDN without it
     except ImportError:
         return None
     path = Path(swagger_ui_path)
@@ -214,8 +213,6 @@ def _swagger_assets() -> Path | None:
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` worker processes (`digitlab serve --workers N`): the CLI puts
     its options in DIGITLAB_SERVE_* variables, which every worker reads."""
-    from digitlab.serve.settings import ServeSettings
-
     settings = ServeSettings.from_env()
     settings.apply_threads()
     return create_app(model=settings.model, max_bytes=settings.max_bytes, max_pixels=settings.max_pixels,

@@ -11,7 +11,10 @@ import numpy as np
 
 from digitlab import __version__
 from digitlab.errors import ImageError
+from digitlab.evaluate.temperature import apply_temperature
+from digitlab.inference.decode import header_pixels, load_image
 from digitlab.inference.limits import DEFAULT_MAX_PIXELS
+from digitlab.inference.recognizer import Prediction, Recognizer
 from digitlab.serve.errors import ApiError
 from digitlab.serve.limits import ServeLimits
 from digitlab.serve.memory import DECODE_GATE
@@ -20,8 +23,6 @@ from digitlab.serve.memory import DECODE_GATE
 def load_recognizer(model, *, runtime: str = "torch", min_confidence: float | None = None,
                     max_pixels: int = DEFAULT_MAX_PIXELS):
     """Recognizer.load with the server's settings; `model` None means the shipped model."""
-    from digitlab.inference.recognizer import Recognizer
-
     return Recognizer.load(model, runtime=runtime, min_confidence=min_confidence, max_pixels=max_pixels)
 
 
@@ -40,8 +41,6 @@ def decode(data: bytes, limits: ServeLimits):
     """(PIL image, reduced to the working size, note) from an upload; 413 when the header declares
     more than max_pixels, 422 when the bytes are not a readable image. Big images wait for a decode
     slot (see memory.DecodeGate)."""
-    from digitlab.inference.decode import header_pixels, load_image
-
     pixels = header_pixels(data)
     try:
         with DECODE_GATE.decoding(pixels if pixels <= limits.max_pixels else 0):
@@ -71,15 +70,11 @@ def pixels_result(x28: np.ndarray, probs: np.ndarray | None, include_image: bool
     """The Prediction JSON for a 28x28 array (float32 in [0, 1], ink = 1) used as the model input as it
     is; `probs` (C,) are the model's own probabilities, None for a blank array (see `is_blank`); they are
     reported calibrated with `temperature`, as the Recognizer reports its predictions."""
-    from digitlab.inference.recognizer import Prediction
-
     if probs is None:
         prediction = Prediction(source=None, digit=None, confidence=0.0, probabilities=(), unsure=True,
                                 image28=x28, note=f"no digit found: no pixel is above {BLANK_LEVEL}")
     else:
         if temperature != 1.0:
-            from digitlab.evaluate.temperature import apply_temperature
-
             probs = apply_temperature(probs, temperature)
         probs = np.asarray(probs, dtype=np.float64)
         digit = int(probs.argmax())

@@ -62,6 +62,6 @@ class ServeSettings:
     def apply_threads(self) -> None:
         """Few threads per process: requests already run in parallel threads, so intra-op threads
         would only fight over the cores."""
-        import torch
+        import torch  # lazy: start-up time, `digitlab --help` reads the defaults here
 
         torch.set_num_threads(self.threads)
