@@ -24,6 +24,7 @@ from digitlab.provenance import environment
 from digitlab.train.config import TrainConfig
 from digitlab.train.device import resolve_device, seed_everything
 from digitlab.train.distill import teacher_provenance
+from digitlab.train.initial import initial_model
 from digitlab.train.loop import fit
 from digitlab.viz.curves import learning_curves_figure
 
@@ -59,8 +60,6 @@ def train_run(
     seed_everything(config.seed)  # the initial weights depend on it
     started_from = None
     if start_from is not None:
-        from digitlab.train.initial import initial_model
-
         model, started_from = initial_model(start_from)
         model_name = started_from["architecture"]["name"]
     else:
