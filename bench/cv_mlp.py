@@ -37,7 +37,7 @@ def digitlab_cv(x, y, folds: int, epochs: int, seed: int, executor: str = "auto"
     from digitlab.evaluate.crossval import cross_validate
     from digitlab.train.config import TrainConfig
 
-    config = TrainConfig(epochs=epochs, batch_size=128, optimizer="rmsprop", seed=seed, device="cpu")
+    config = TrainConfig.from_flat(epochs=epochs, batch_size=128, optimizer="rmsprop", seed=seed, device="cpu")
     started = time.perf_counter()
     result = cross_validate("mlp", x, y, folds=folds, config=config, seed=seed, executor=make_executor(executor))
     return time.perf_counter() - started, result.scores.tolist()

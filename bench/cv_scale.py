@@ -27,7 +27,7 @@ def timed_cv(model, x, y, args, executor, threads=1):
     from digitlab.evaluate.crossval import cross_validate
     from digitlab.train.config import TrainConfig
 
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device="cpu", threads=threads)
+    config = TrainConfig.from_flat(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, device="cpu", threads=threads)
     started = time.perf_counter()
     result = cross_validate(model, x, y, folds=args.folds, config=config, seed=args.seed, executor=executor)
     return time.perf_counter() - started, result
@@ -71,7 +71,7 @@ def main() -> None:
 
     # Warm this process as the Ray workers are warmed (lazy imports: sklearn's KFold, torch's first
     # optimizer step): a tiny CV, untimed. The Ray runs profit from it too, being driven from here.
-    cross_validate(model, x[:256], y[:256], folds=2, config=TrainConfig(epochs=1, threads=1, device="cpu"))
+    cross_validate(model, x[:256], y[:256], folds=2, config=TrainConfig.from_flat(epochs=1, threads=1, device="cpu"))
     local_s, local = timed_cv(model, x, y, args, LocalExecutor())
     local2_s, local2 = (None, None) if args.skip_local_2t else timed_cv(model, x, y, args, LocalExecutor(), threads=2)
     init1, warm1, ray1_s, ray1 = ray_run(model, x, y, args, 1)

@@ -184,7 +184,7 @@ def main(argv=None) -> int:
     mlp = build_model("mlp")
     n_train = 5000 if args.quick else 60000
     started = time.perf_counter()
-    fit(mlp, data.x_train[:n_train], data.y_train[:n_train], TrainConfig(epochs=1, device="cpu", threads=args.threads))
+    fit(mlp, data.x_train[:n_train], data.y_train[:n_train], TrainConfig.from_flat(epochs=1, device="cpu", threads=args.threads))
     print(f"mlp trained in-process: 1 epoch on {n_train:,} images in {time.perf_counter() - started:.1f} s")
     mlp.eval()
     cnn = load_model(args.model)

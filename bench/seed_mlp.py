@@ -56,7 +56,7 @@ def digitlab_run(data, seed: int, cpu_amp=None, fused=True, native=True) -> tupl
 def _digitlab_fit(dl, data, seed, cpu_amp, fused, seed_everything):
     seed_everything(seed)
     model = dl.build_model("mlp")
-    config = dl.TrainConfig(epochs=5, batch_size=128, seed=seed, cpu_amp=cpu_amp, fused=fused)
+    config = dl.TrainConfig.from_flat(epochs=5, batch_size=128, seed=seed, cpu_amp=cpu_amp, fused=fused)
     with Clock() as clock:
         history = dl.fit(model, data.x_train, data.y_train, config, verbose=False)
     test = dl.evaluate(model, data.x_test, data.y_test)["accuracy"]

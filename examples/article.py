@@ -64,7 +64,7 @@ model = dl.build_model("mlp")
 print(dl.model_summary(model, title="mlp"))
 
 history = dl.fit(model, data.x_train, data.y_train,
-                 dl.TrainConfig(epochs=EPOCHS, batch_size=BATCH_SIZE, optimizer="rmsprop", seed=SEED),
+                 dl.TrainConfig.from_flat(epochs=EPOCHS, batch_size=BATCH_SIZE, optimizer="rmsprop", seed=SEED),
                  validation_data=(data.x_test, data.y_test))
 
 # %%

@@ -8,7 +8,7 @@ import pytest
 from digitlab.train.config import TrainConfig
 
 # Small and quick: a small mlp learns tiny_digits' bars in a few epochs of batch 32.
-FAST = TrainConfig(epochs=2, batch_size=32, seed=0, device="cpu", threads=1)
+FAST = TrainConfig.from_flat(epochs=2, batch_size=32, seed=0, device="cpu", threads=1)
 
 
 @pytest.fixture

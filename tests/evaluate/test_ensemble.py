@@ -18,7 +18,7 @@ from digitlab.train.config import TrainConfig
 from digitlab.train.device import seed_everything
 from digitlab.train.loop import fit
 
-QUICK = TrainConfig(epochs=1, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle", device="cpu", threads=1)
+QUICK = TrainConfig.from_flat(epochs=1, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle", device="cpu", threads=1)
 
 
 @pytest.fixture

@@ -110,7 +110,7 @@ def test_the_parent_preloads_torch_dynamo_only_for_folds_that_need_it(monkeypatc
     idx = np.arange(4)
 
     def tasks(model, **config):
-        return [FoldTask(f, idx, idx, model, {}, TrainConfig(seed=f, **config)) for f in range(3)]
+        return [FoldTask(f, idx, idx, model, {}, TrainConfig.from_flat(seed=f, **config)) for f in range(3)]
 
     pe._preload_for_workers(tasks("mlp"))
     assert built == []

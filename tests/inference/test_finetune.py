@@ -117,7 +117,7 @@ def test_finetune_end_to_end_learns_the_users_style_and_keeps_mnist(my_digits, s
         return float(p[np.arange(len(train_idx)), user.y[train_idx]].mean())
 
     before = true_class_probability(model)
-    config = TrainConfig(epochs=2, optimizer="sgd", lr=0.01, augment="affine", label_smoothing=0.1,
+    config = TrainConfig.from_flat(epochs=2, optimizer="sgd", lr=0.01, augment="affine", label_smoothing=0.1,
                          device="cpu", threads=1)
     result = finetune(model, user, mnist, config, settings, verbose=False)
     r = result.report

@@ -96,7 +96,7 @@ def test_a_width_normalised_model_trains_through_the_loop(tiny_digits):
     x, y = tiny_digits
     seed_everything(0)
     model = build_model("fast", widths=[8, 16, 16], input_width=14)
-    config = TrainConfig(epochs=2, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle", device="cpu",
+    config = TrainConfig.from_flat(epochs=2, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle", device="cpu",
                          threads=1, channels_last=True, augment="affine")
     history = fit(model, x[:500], y[:500], config, validation_data=(x[500:], y[500:]), verbose=False)
     assert history["val_accuracy"][-1] > 0.9  # bars at different heights: widths normalised, still learnable

@@ -1,5 +1,5 @@
 """Fixtures for tests/scale: small synthetic data, and torch's thread count put back after each test
-(TrainConfig(threads=1) sets it for the whole process)."""
+(TrainConfig.from_flat(threads=1) sets it for the whole process)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from digitlab.train.loop import fit
 # Every piece of state a resume must restore is exercised: Adam (tuple betas, per-parameter tensors),
 # a one-cycle schedule, dropout (torch's global RNG), shuffling (the loop's generator), a carved
 # validation split and keep-best (best weights + bookkeeping).
-CONFIG = TrainConfig(epochs=3, batch_size=32, optimizer="adam", schedule="onecycle", val_split=200,
+CONFIG = TrainConfig.from_flat(epochs=3, batch_size=32, optimizer="adam", schedule="onecycle", val_split=200,
                      keep_best=True, threads=1, seed=3, device="cpu")
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 MODEL_KWARGS = {"hidden": 64, "dropout": 0.3}

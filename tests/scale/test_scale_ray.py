@@ -18,7 +18,7 @@ from digitlab.evaluate.crossval import FoldTask, LocalExecutor, cross_validate, 
 from digitlab.train.config import TrainConfig
 
 pytestmark = pytest.mark.ray
-CONFIG = TrainConfig(epochs=1, batch_size=32, threads=1, device="cpu", seed=7)
+CONFIG = TrainConfig.from_flat(epochs=1, batch_size=32, threads=1, device="cpu", seed=7)
 
 
 def test_missing_ray_names_the_extra(monkeypatch, tmp_path, capsys, idx_data_dir):

@@ -15,7 +15,7 @@ from digitlab.workflows.sweep import parse_params, run_sweep, write_sweep_output
 from digitlab.train.config import TrainConfig
 
 pytest.importorskip("optuna")  # the sweep's search comes from the 'ray' extra
-BASE = TrainConfig(epochs=1, batch_size=64, threads=1, device="cpu")
+BASE = TrainConfig.from_flat(epochs=1, batch_size=64, threads=1, device="cpu")
 
 
 def test_parse_params_types_values_from_the_field_or_model_default():
@@ -69,7 +69,7 @@ def test_grid_runs_every_setting_once_with_its_own_settings(small):
     best = max(result.trials, key=lambda t: t["mean"])
     assert result.best["mean"] == best["mean"]
     config, model_kwargs = result.best_settings()
-    assert config.lr == result.best["params"]["lr"] and model_kwargs == {"hidden": result.best["params"]["model.hidden"]}
+    assert config.optimizer.lr == result.best["params"]["lr"] and model_kwargs == {"hidden": result.best["params"]["model.hidden"]}
 
 
 def test_random_search_samples_the_given_values(small):
@@ -90,7 +90,7 @@ def test_outputs_are_ranked_and_reusable(small, tmp_path):
     assert means == sorted(means, reverse=True) and len(rows) == 3
     best = json.loads((out / "best.json").read_text())
     assert best["params"] == result.best["params"] and best["mean_accuracy"] == pytest.approx(means[0], abs=1e-6)
-    assert TrainConfig.from_dict(best["config"]).lr == best["params"]["lr"]  # ready for `digitlab train`
+    assert TrainConfig.from_dict(best["config"]).optimizer.lr == best["params"]["lr"]  # ready for `digitlab train`
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -14,7 +14,7 @@ from digitlab.train.ema import EMA
 from digitlab.train.loop import config_callbacks, evaluate_tensors, fit
 from digitlab.train.tensors import split_validation, to_input_tensor, to_label_tensor
 
-CONFIG = TrainConfig(epochs=2, batch_size=100, optimizer="sgd", lr=0.05, device="cpu", threads=1, fused=False)
+CONFIG = TrainConfig.from_flat(epochs=2, batch_size=100, optimizer="sgd", lr=0.05, device="cpu", threads=1, fused=False)
 
 
 def _model():

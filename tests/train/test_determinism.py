@@ -11,7 +11,7 @@ from digitlab.train.device import seed_everything
 from digitlab.train.loop import fit
 
 # Dropout (global RNG), shuffling and augmentation (the loop's generator), BN and channels-last together.
-CONFIG = TrainConfig(epochs=2, batch_size=64, optimizer="sgd", lr=0.05, schedule="onecycle", warmup_epochs=0.5,
+CONFIG = TrainConfig.from_flat(epochs=2, batch_size=64, optimizer="sgd", lr=0.05, schedule="onecycle", warmup_epochs=0.5,
                      label_smoothing=0.1, augment="elastic", channels_last=True, device="cpu", threads=1)
 
 

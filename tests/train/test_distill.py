@@ -15,7 +15,7 @@ from digitlab.train.device import seed_everything
 from digitlab.train.distill import distillation_loss, teacher_targets
 from digitlab.train.loop import fit, to_input_tensor
 
-BASE = TrainConfig(epochs=3, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle", device="cpu", threads=1)
+BASE = TrainConfig.from_flat(epochs=3, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle", device="cpu", threads=1)
 
 
 def _fast(seed=0):
@@ -95,7 +95,7 @@ def test_cli_flags_reach_the_config():
     args = build_parser().parse_args(["train", "--teacher", "pretrained", "--distill-weight", "0.7",
                                       "--distill-temperature", "4"])
     _, _, config = resolve_config(args)
-    assert (config.teacher, config.distill_weight, config.distill_temperature) == ("pretrained", 0.7, 4.0)
+    assert (config.regularisation.teacher, config.regularisation.distill_weight, config.regularisation.distill_temperature) == ("pretrained", 0.7, 4.0)
 
 
 def test_cli_refuses_a_missing_teacher_before_loading_data(tmp_path):
@@ -121,7 +121,8 @@ def test_the_students_run_records_which_teacher_it_learned_from(tiny_digits, tmp
     meta = json.loads((tmp_path / "student" / "model.json").read_text())
     teacher_meta = json.loads((tmp_path / "teacher" / "model.json").read_text())
     assert meta["teacher"]["weights_sha256"] == teacher_meta["weights_sha256"]
-    assert meta["teacher"]["architecture"]["name"] == "fast" and meta["train_config"]["teacher"] == str(tmp_path / "teacher")
+    assert meta["teacher"]["architecture"]["name"] == "fast" and (
+        meta["train_config"]["regularisation"]["teacher"] == str(tmp_path / "teacher"))
 
 
 def test_a_teacher_trained_on_another_dataset_is_refused_before_training(tmp_path):

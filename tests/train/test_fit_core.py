@@ -80,7 +80,7 @@ def test_rmsprop_weight_decay_state_dict_and_a_torch_rmsprop_checkpoint():
     from digitlab.train.optim import make_optimizer
 
     w = torch.nn.Parameter(torch.ones(3))
-    opt = make_optimizer([w], TrainConfig(weight_decay=0.1))
+    opt = make_optimizer([w], TrainConfig.from_flat(weight_decay=0.1))
     w.grad = torch.zeros(3)
     opt.step()  # the gradient is only the decay term 0.1 * w: the step shrinks w
     assert torch.all(w.detach() < 1.0)
@@ -143,7 +143,7 @@ def test_the_exponential_schedule_decays_by_lr_decay_per_epoch():
 def test_the_scheduler_follows_lr_decay(tiny_digits):
     from digitlab.train.optim import make_optimizer, make_scheduler
 
-    config = TrainConfig(epochs=3, optimizer="adam", lr=1e-3, schedule="exponential", lr_decay=0.5)
+    config = TrainConfig.from_flat(epochs=3, optimizer="adam", lr=1e-3, schedule="exponential", lr_decay=0.5)
     optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(2))], config)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch=4)
     for _ in range(8):  # two epochs
@@ -160,7 +160,7 @@ def test_val_split_early_stopping_and_keep_best(tiny_digits):
     rng = np.random.default_rng(1)
     y = np.where(rng.random(len(y)) < 1 / 3, rng.integers(0, 10, len(y)), y)
     model = _model()
-    cfg = TrainConfig(epochs=30, batch_size=32, lr=0.05, val_split=100, early_stopping=2, keep_best=True)
+    cfg = TrainConfig.from_flat(epochs=30, batch_size=32, lr=0.05, val_split=100, early_stopping=2, keep_best=True)
     history = fit(model, x, y, cfg, verbose=False)
     assert history.epochs < 30  # stopped early
     best = int(np.argmin(history["val_loss"]))
@@ -176,7 +176,7 @@ def test_bad_inputs_are_config_errors(tiny_digits):
     with pytest.raises(ConfigError, match="shaped"):
         fit(_model(), np.zeros((4, 32, 32), np.uint8), np.zeros(4, np.int64), TrainConfig(epochs=1), verbose=False)
     with pytest.raises(ConfigError, match="unknown optimizer"):
-        TrainConfig(optimizer="adagrad")
+        TrainConfig.from_flat(optimizer="adagrad")
     with pytest.raises(ConfigError, match="epochs must be"):
         TrainConfig(epochs=0)
 

@@ -24,7 +24,7 @@ class _Capture(Callback):
     def on_train_end(self, state):
         self.optimizer_state = {k: v for k, v in state.optimizer.state_dict().items()}
         self.scheduler_epoch = state.scheduler.last_epoch
-        self.fused = state.config.fused
+        self.fused = state.config.runtime.fused
 
 
 @pytest.fixture(params=["native", "torch"])
@@ -44,7 +44,7 @@ def step_kind(request, monkeypatch):
 def _train(x, y, fused: bool, **settings):
     seed_everything(3)
     model = build_model("mlp", hidden=48)
-    config = TrainConfig(seed=3, fused=fused, **settings)
+    config = TrainConfig.from_flat(seed=3, fused=fused, **settings)
     capture = _Capture()
     history = fit(model, x, y, config, callbacks=[capture], verbose=False)
     return model, history, capture
@@ -121,7 +121,7 @@ def test_a_fused_run_reads_and_writes_the_model_and_optimizer_state(tiny_digits,
     seed_everything(0)
     model = build_model("mlp", hidden=16)
     optimizer = KerasRMSprop(model.parameters(), lr=1e-3, rho=0.5)
-    step = FusedMLPStep(model, optimizer, TrainConfig(batch_size=64, cpu_amp=False), bf16=False, x=x)
+    step = FusedMLPStep(model, optimizer, TrainConfig.from_flat(batch_size=64, cpu_amp=False), bf16=False, x=x)
     assert step.kind == step_kind
     # The torch update keeps the state shifted by eps / rho (see fused_mlp_torch.FusedAdamRMSprop); the native one does not.
     shift = 1e-7 / 0.5 if step_kind == "torch" else 0.0
@@ -167,7 +167,7 @@ def test_a_fused_run_reads_and_writes_the_model_and_optimizer_state(tiny_digits,
 )
 def test_the_fused_step_is_used_only_where_it_computes_the_same_training(model_name, model_args, settings, reason):
     model = build_model(model_name, **model_args)
-    got = unsupported_reason(model, TrainConfig(**settings), torch.device("cpu"), augmenting=False, distilling=False)
+    got = unsupported_reason(model, TrainConfig.from_flat(**settings), torch.device("cpu"), augmenting=False, distilling=False)
     assert got is None if reason is None else reason in got
     mlp = build_model("mlp")
     cpu = torch.device("cpu")
@@ -189,8 +189,8 @@ def test_fit_uses_the_fused_step_for_the_mlp(tiny_digits, monkeypatch):
     x, y = tiny_digits[0][:128], tiny_digits[1][:128]
     fit(build_model("mlp", hidden=8), x, y, TrainConfig(epochs=2, batch_size=64), verbose=False)
     assert len(calls) == 2
-    fit(build_model("mlp", hidden=8), x, y, TrainConfig(epochs=1, batch_size=64, fused=False), verbose=False)
-    fit(build_model("mlp", hidden=8), x, y, TrainConfig(epochs=1, batch_size=64, optimizer="sgd"), verbose=False)
+    fit(build_model("mlp", hidden=8), x, y, TrainConfig.from_flat(epochs=1, batch_size=64, fused=False), verbose=False)
+    fit(build_model("mlp", hidden=8), x, y, TrainConfig.from_flat(epochs=1, batch_size=64, optimizer="sgd"), verbose=False)
     assert len(calls) == 2
 
 
@@ -201,6 +201,6 @@ def test_the_cli_turns_the_fused_step_off_and_on():
     def config(*argv):
         return resolve_config(build_parser().parse_args(["train", *argv]))[2]
 
-    assert config().fused is True
-    assert config("--no-fused").fused is False
-    assert config("--fused").fused is True
+    assert config().runtime.fused is True
+    assert config("--no-fused").runtime.fused is False
+    assert config("--fused").runtime.fused is True

@@ -43,4 +43,4 @@ def test_mixing_appends_balanced_font_digits_in_the_same_layout():
 
 def test_synthetic_fonts_is_checked():
     with pytest.raises(ConfigError, match="synthetic fonts"):
-        TrainConfig(synthetic_fonts=-1)
+        TrainConfig.from_flat(synthetic_fonts=-1)

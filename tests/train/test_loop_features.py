@@ -18,7 +18,7 @@ from digitlab.train.config import TrainConfig
 from digitlab.train.device import seed_everything
 from digitlab.train.loop import evaluate_tensors, fit, to_input_tensor, to_label_tensor
 
-BASE = TrainConfig(epochs=2, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle", device="cpu", threads=1)
+BASE = TrainConfig.from_flat(epochs=2, batch_size=32, optimizer="sgd", lr=0.05, schedule="onecycle", device="cpu", threads=1)
 
 
 def _fast(seed=0, widths=(8, 16, 16)):
@@ -87,7 +87,7 @@ def test_keep_best_restores_the_weights_of_the_best_val_loss_epoch(tiny_digits):
     # The per-epoch validation runs in the training precision (bf16 on CPUs with bf16 hardware).
     from digitlab.train.device import use_cpu_bf16
 
-    amp = use_cpu_bf16(config.cpu_amp)
+    amp = use_cpu_bf16(config.runtime.cpu_amp)
     loss, _ = evaluate_tensors(model, to_input_tensor(xv), to_label_tensor(yv), amp=amp)
     assert loss == pytest.approx(best, rel=1e-5)
 
@@ -140,20 +140,20 @@ def test_cli_flags_reach_the_config():
     ])
     model, kwargs, config = resolve_config(args)
     assert (model, kwargs) == ("best", {"dropout": 0.1})
-    assert (config.optimizer, config.lr, config.weight_decay, config.schedule, config.warmup_epochs) == (
+    assert (config.optimizer.name, config.optimizer.lr, config.optimizer.weight_decay, config.schedule.name, config.schedule.warmup_epochs) == (
         "adamw", 0.002, 0.05, "cosine", 1.5)
-    assert (config.label_smoothing, config.augment, config.val_split, config.early_stopping) == (0.1, "elastic", 5000, 3)
-    assert config.keep_best and config.channels_last and config.epochs == 9 and config.clean_epochs == 2
-    assert (config.beta1, config.beta2) == (0.7, 0.9)
+    assert (config.regularisation.label_smoothing, config.augmentation.name, config.val_split, config.early_stopping) == (0.1, "elastic", 5000, 3)
+    assert config.keep_best and config.runtime.channels_last and config.epochs == 9 and config.augmentation.clean_epochs == 2
+    assert (config.optimizer.beta1, config.optimizer.beta2) == (0.7, 0.9)
 
 
 @pytest.mark.parametrize("flag, expected", [([], None), (["--cpu-bf16"], True), (["--no-cpu-bf16"], False)])
 def test_cpu_bf16_flag(flag, expected):
     _, _, config = resolve_config(build_parser().parse_args(["train", *flag]))
-    assert config.cpu_amp is expected  # None: automatic, on where the CPU has bf16 hardware
+    assert config.runtime.cpu_amp is expected  # None: automatic, on where the CPU has bf16 hardware
     # A preset's choice holds unless the flag is given.
     _, _, preset_config = resolve_config(build_parser().parse_args(["train", "--preset", "fast", *flag]))
-    assert preset_config.cpu_amp is (True if expected is None else expected)
+    assert preset_config.runtime.cpu_amp is (True if expected is None else expected)
 
 
 def test_float32_training_when_bf16_is_off(tiny_digits, monkeypatch):
@@ -209,12 +209,12 @@ def test_images_convert_straight_to_bfloat16_as_through_float32():
 ])
 def test_compile_flags(argv, compiled, mode):
     _, _, config = resolve_config(build_parser().parse_args(["train", "--model", "fast", *argv]))
-    assert (config.compile, config.compile_mode) == (compiled, mode)
+    assert (config.runtime.compile, config.runtime.compile_mode) == (compiled, mode)
 
 
 def test_an_unknown_compile_mode_is_refused():
     with pytest.raises(ConfigError, match="unknown compile mode 'fastest'.*reduce-overhead"):
-        TrainConfig(compile=True, compile_mode="fastest")
+        TrainConfig.from_flat(compile=True, compile_mode="fastest")
     with pytest.raises(SystemExit):  # argparse: one line and exit 2
         build_parser().parse_args(["train", "--compile-mode", "fastest"])
 
@@ -257,7 +257,7 @@ def test_ema_ends_with_the_moving_average_of_every_step_s_weights(tiny_digits):
     seed_everything(0)
     model = build_model("mlp", hidden=32)
     spy = StepWeights()
-    fit(model, x, y, TrainConfig(epochs=2, batch_size=16, device="cpu", threads=1, ema_decay=decay),
+    fit(model, x, y, TrainConfig.from_flat(epochs=2, batch_size=16, device="cpu", threads=1, ema_decay=decay),
         callbacks=[spy], verbose=False)
     assert len(spy.steps) == 2 * math.ceil(len(x) / 16) > 40  # past the warm-up: d reaches 0.8 at n = 35
     expected = dict(spy.steps[0])  # the first update copies the weights
@@ -275,7 +275,7 @@ def test_with_ema_validation_and_keep_best_judge_the_average(tiny_digits):
     x, y = _random_labels(tiny_digits)
     xv, yv = to_input_tensor(x[200:]), to_label_tensor(y[200:])
     config = BASE.replace(epochs=6, schedule="constant", lr=0.1, ema_decay=0.9)
-    amp = use_cpu_bf16(config.cpu_amp)
+    amp = use_cpu_bf16(config.runtime.cpu_amp)
     model = _fast(widths=(16, 32, 64))
     history = fit(model, x[:200], y[:200], config, validation_data=(x[200:], y[200:]), verbose=False)
     # The last epoch's validation scored the weights training ended with: the average.
@@ -309,8 +309,8 @@ def test_augment_args_merge_over_the_preset_and_are_checked():
     args = build_parser().parse_args(["train", "--preset", "best", "--augment-arg", "rotate=20",
                                       "--augment-arg", "shift=5.6", "--schedule", "exponential", "--lr-decay", "0.97"])
     config = resolve_config(args)[2]
-    assert config.augment == "affine" and config.augment_options == {"rotate": 20, "shift": 5.6}
-    assert (config.schedule, config.lr_decay) == ("exponential", 0.97)
+    assert config.augmentation.name == "affine" and config.augmentation.options == {"rotate": 20, "shift": 5.6}
+    assert (config.schedule.name, config.schedule.lr_decay) == ("exponential", 0.97)
     for argv, match in ((["--augment-arg", "spin=3"], "has no option spin"),
                         (["--augment-arg", "rotate"], "--augment-arg expects KEY=VALUE"),
                         (["--augment", "none", "--augment-arg", "rotate=5"], "'none' has no option rotate")):
@@ -322,8 +322,8 @@ def test_augment_args_merge_over_the_preset_and_are_checked():
 
 def test_ema_flag_reaches_the_config():
     args = build_parser().parse_args(["train", "--preset", "best", "--ema-decay", "0.999"])
-    assert resolve_config(args)[2].ema_decay == 0.999
-    assert resolve_config(build_parser().parse_args(["train", "--preset", "best"]))[2].ema_decay == 0.0
+    assert resolve_config(args)[2].regularisation.ema_decay == 0.999
+    assert resolve_config(build_parser().parse_args(["train", "--preset", "best"]))[2].regularisation.ema_decay == 0.0
 
 
 def test_the_average_s_bn_statistics_are_measured_on_the_training_images(tiny_digits):
@@ -345,7 +345,7 @@ def test_the_average_s_bn_statistics_are_measured_on_the_training_images(tiny_di
     # Not the last step's statistics (those belong to other weights) ...
     assert any(not torch.allclose(ended[k], last_step[k]) for k in ended)
     # ... but what measuring the final weights on the (clean) training images gives.
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_cpu_bf16(config.cpu_amp)):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_cpu_bf16(config.runtime.cpu_amp)):
         update_bn([to_input_tensor(x)], model)
     for name, value in model.named_buffers():
         if "running" in name:

@@ -44,7 +44,7 @@ def test_constant_with_warmup():
 
 def test_scheduler_steps_per_batch_from_the_config():
     param = torch.nn.Parameter(torch.zeros(1))
-    config = TrainConfig(epochs=4, optimizer="sgd", lr=0.2, schedule="onecycle", warmup_epochs=1)
+    config = TrainConfig.from_flat(epochs=4, optimizer="sgd", lr=0.2, schedule="onecycle", warmup_epochs=1)
     opt = make_optimizer([param], config)
     sched = make_scheduler(opt, config, steps_per_epoch=5)
     lrs = []
@@ -59,7 +59,7 @@ def test_scheduler_steps_per_batch_from_the_config():
 def test_adamw_decay_is_decoupled_from_the_gradient():
     # With a zero gradient Adam's update is zero, so AdamW's only change is p *= 1 - lr * wd.
     p = torch.nn.Parameter(torch.full((3,), 2.0))
-    opt = make_optimizer([p], TrainConfig(optimizer="adamw", lr=0.1, weight_decay=0.5))
+    opt = make_optimizer([p], TrainConfig.from_flat(optimizer="adamw", lr=0.1, weight_decay=0.5))
     assert isinstance(opt, torch.optim.AdamW)
     p.grad = torch.zeros(3)
     opt.step()
@@ -72,7 +72,7 @@ def test_adam_betas_reach_the_update(name, beta1, beta2):
     # Gradient 1 then 0: the second step moves p by lr * m_hat / sqrt(v_hat), where bias correction
     # leaves m_hat = beta1 / (1 + beta1) and v_hat = beta2 / (1 + beta2): both betas show in it.
     p = torch.nn.Parameter(torch.zeros(1))
-    opt = make_optimizer([p], TrainConfig(optimizer=name, lr=0.1, beta1=beta1, beta2=beta2, eps=1e-12))
+    opt = make_optimizer([p], TrainConfig.from_flat(optimizer=name, lr=0.1, beta1=beta1, beta2=beta2, eps=1e-12))
     assert opt.param_groups[0]["betas"] == (beta1, beta2)
     p.grad = torch.ones(1)
     opt.step()
@@ -88,18 +88,18 @@ def test_betas_outside_0_1_are_a_config_error(field, value):
     from digitlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match=f"{field} must be in \\[0, 1\\)"):
-        TrainConfig(optimizer="adam", **{field: value})
+        TrainConfig.from_flat(optimizer="adam", **{field: value})
 
 
 def test_sgd_uses_nesterov_momentum_and_l2_decay():
     p = torch.nn.Parameter(torch.full((2,), 1.0))
-    opt = make_optimizer([p], TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.01))
+    opt = make_optimizer([p], TrainConfig.from_flat(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.01))
     group = opt.param_groups[0]
     assert isinstance(opt, torch.optim.SGD) and group["nesterov"] and group["momentum"] == 0.9
     p.grad = torch.zeros(2)
     opt.step()  # first Nesterov step: p -= lr * (1 + momentum) * (grad + wd * p)
     torch.testing.assert_close(p.detach(), torch.full((2,), 1.0 - 0.1 * 1.9 * 0.01))
-    plain = make_optimizer([p], TrainConfig(optimizer="sgd", momentum=0.0))
+    plain = make_optimizer([p], TrainConfig.from_flat(optimizer="sgd", momentum=0.0))
     assert plain.param_groups[0]["nesterov"] is False
 
 
@@ -110,7 +110,7 @@ def test_each_optimizer_and_schedule_trains_a_convnet(tiny_digits, optimizer, lr
     x, y = tiny_digits
     seed_everything(0)
     model = build_model("fast", widths=[8, 16, 16])
-    config = TrainConfig(epochs=3, batch_size=32, optimizer=optimizer, lr=lr, schedule=schedule, warmup_epochs=0.5,
+    config = TrainConfig.from_flat(epochs=3, batch_size=32, optimizer=optimizer, lr=lr, schedule=schedule, warmup_epochs=0.5,
                          weight_decay=1e-4, device="cpu", threads=1)
     history = fit(model, x[:500], y[:500], config, validation_data=(x[500:], y[500:]), verbose=False)
     assert history["val_accuracy"][-1] >= 0.9
@@ -125,12 +125,12 @@ def test_torch_optimizers_use_the_fused_kernels_and_match_foreach(name):
     torch.manual_seed(0)
     model = build_model("fast").to(memory_format=torch.channels_last)
     twin = copy.deepcopy(model)
-    config = TrainConfig(optimizer=name, weight_decay=1e-3)
+    config = TrainConfig.from_flat(optimizer=name, weight_decay=1e-3)
     fused = make_optimizer(model.parameters(), config)
     assert fused.param_groups[0]["fused"] is True
-    settings = {"sgd": dict(lr=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=1e-3),
-                "adam": dict(lr=config.learning_rate, eps=config.eps, weight_decay=1e-3),
-                "adamw": dict(lr=config.learning_rate, eps=config.eps, weight_decay=1e-3)}[name]
+    settings = {"sgd": dict(lr=config.optimizer.learning_rate, momentum=0.9, nesterov=True, weight_decay=1e-3),
+                "adam": dict(lr=config.optimizer.learning_rate, eps=config.optimizer.eps, weight_decay=1e-3),
+                "adamw": dict(lr=config.optimizer.learning_rate, eps=config.optimizer.eps, weight_decay=1e-3)}[name]
     reference = type(fused)(twin.parameters(), foreach=True, **settings)
     for _ in range(3):
         for p, q in zip(model.parameters(), twin.parameters()):

@@ -45,8 +45,8 @@ def test_cli_preset_gives_the_preset_settings():
 
 def test_cli_flags_override_the_preset():
     _, _, config = resolve_config(_args("--preset", "best", "--epochs", "3", "--augment", "affine", "--seed", "4"))
-    assert (config.epochs, config.augment, config.seed) == (3, "affine", 4)
-    assert config.optimizer == PRESETS["best"]["config"]["optimizer"]  # the rest is the preset's
+    assert (config.epochs, config.augmentation.name, config.seed) == (3, "affine", 4)
+    assert config.optimizer.name == PRESETS["best"]["config"]["optimizer"]  # the rest is the preset's
 
 
 def test_cli_model_arg_overrides_preset_architecture():

@@ -57,7 +57,7 @@ def test_reproduce_writes_every_part_and_a_complete_report(reproduce_dir):
     meta = json.loads((reproduce_dir / "reproduce.json").read_text())
     assert meta["article"]["test_accuracy"] == 0.9783 and meta["cv_leaky"] == "cv-leaky"
     assert len(meta["ours"]["cv_scores"]) == 3 and len(meta["ours"]["cv_leaky_scores"]) == 3
-    assert meta["config"]["epochs"] == 2 and meta["config"]["optimizer"] == "rmsprop"
+    assert meta["config"]["epochs"] == 2 and meta["config"]["optimizer"]["name"] == "rmsprop"
     html = (reproduce_dir / "report.html").read_text()
     _assert_all_sections(html)
     _assert_self_contained(html)
@@ -82,7 +82,7 @@ def test_cv_folder_report_uses_pooled_out_of_fold_predictions(tmp_path, tiny_dat
     from digitlab.train.config import TrainConfig
 
     x, y = tiny_dataset.x_train, tiny_dataset.y_train
-    result = cross_validate("mlp", x, y, folds=3, config=TrainConfig(epochs=1, batch_size=32, device="cpu"),
+    result = cross_validate("mlp", x, y, folds=3, config=TrainConfig.from_flat(epochs=1, batch_size=32, device="cpu"),
                             model_kwargs={"hidden": 32}, output=tmp_path / "cv", reuse_model=True)
     write_cv_outputs(result, x, y, classes=tiny_dataset.classes, dataset="mnist")
     html = build_report(tmp_path / "cv", data_loader=lambda name: tiny_dataset)
@@ -101,7 +101,7 @@ def _train_folder(tmp_path, dataset):
     from digitlab.workflows.train_run import train_run
 
     with contextlib.redirect_stdout(io.StringIO()):
-        train_run("mlp", TrainConfig(epochs=2, batch_size=32, device="cpu"), dataset, tmp_path / "train",
+        train_run("mlp", TrainConfig.from_flat(epochs=2, batch_size=32, device="cpu"), dataset, tmp_path / "train",
                   model_kwargs={"hidden": 32}, verbose=False)
     return tmp_path / "train"
 

@@ -15,7 +15,7 @@ from digitlab.errors import ConfigError
 from digitlab.evaluate.temperature import fit_temperature
 from digitlab.train.tensors import split_validation, to_input_tensor
 
-CONFIG = dl.TrainConfig(epochs=3, batch_size=32, device="cpu", threads=1, val_split=100, seed=0)
+CONFIG = dl.TrainConfig.from_flat(epochs=3, batch_size=32, device="cpu", threads=1, val_split=100, seed=0)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ def test_a_preset_gives_its_model_and_settings_and_explicit_settings_win():
     preset = get_preset("fast")
     model, kwargs, config = resolve_config("fast", settings={"epochs": 3, "seed": None})
     assert (model, kwargs) == (preset["model"], preset["model_kwargs"])
-    assert config.epochs == 3 and config.lr == preset["config"]["lr"]
+    assert config.epochs == 3 and config.optimizer.lr == preset["config"]["lr"]
     assert config.seed == 0  # None means "not given": the default stays
 
 
@@ -27,9 +27,9 @@ def test_another_model_drops_the_presets_architecture_arguments():
 
 def test_augmentation_strengths_merge_key_by_key_and_a_compile_mode_asks_for_compile():
     _, _, config = resolve_config(None, settings={"augment": "affine"}, augment_options={"rotate": 20})
-    assert config.augment_options == {"rotate": 20}
+    assert config.augmentation.options == {"rotate": 20}
     _, _, config = resolve_config(None, settings={"compile_mode": "max-autotune"})
-    assert config.compile and config.compile_mode == "max-autotune"
+    assert config.runtime.compile and config.runtime.compile_mode == "max-autotune"
 
 
 @pytest.mark.parametrize("call, error, match", [

@@ -224,7 +224,8 @@ def run(args) -> int:
         start_from = _start_from(args)
         output = args.output or f"runs/{args.preset or model}"
         before = file_states(output)
-        teacher = () if config.teacher in (None, "pretrained") else (config.teacher,)
+        source = config.regularisation.teacher
+        teacher = () if source in (None, "pretrained") else (source,)
         # Before the data loads and training starts: an unwritable folder or an existing run fails now.
         prepare_output_dir(output, overwrite=args.overwrite, keep=teacher,
                            flag_hint="--overwrite (or --resume RUN_DIR to continue it)")

@@ -46,7 +46,7 @@ def _finetune_config(args, flags, parse_pairs):
     if getattr(args, "augment_arg", None):
         values["augment_options"] = parse_pairs(args.augment_arg, "--augment-arg")
     values["device"], values["threads"] = args.device, args.threads
-    return TrainConfig.from_dict(values)
+    return TrainConfig.from_flat(**values)
 
 
 def finetune_source(args) -> str | None:
@@ -98,7 +98,7 @@ def run_images(args, source: str | None, flags, parse_pairs) -> int:
         "train_loss": history.last("loss"), "train_accuracy": history.last("accuracy"),
         "epochs_run": history.epochs, "train_time_s": round(sum(history.get("epoch_time", [])), 3),
         "per_class_accuracy": result.test["per_class_accuracy"],
-        "environment": environment(str(resolve_device(config.device))), "finetune": report,
+        "environment": environment(str(resolve_device(config.runtime.device))), "finetune": report,
     }
     out = save_run(output, model, history, metrics, config, data)
     for text in report_lines(report):

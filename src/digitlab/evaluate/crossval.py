@@ -54,8 +54,8 @@ def _take(array, idx: np.ndarray):
 def _score(model, x_t, y_t, config: TrainConfig) -> tuple[np.ndarray, float, float]:
     """Softmax, mean cross-entropy and accuracy on prepared tensors, in big eval batches (float32 on a
     CPU: these are the fold's reported scores)."""
-    amp = config.amp and x_t.device.type == "cuda"
-    logits = predict_logits(model, x_t, config.eval_batch_size, x_t.device, amp=amp)
+    amp = config.runtime.amp and x_t.device.type == "cuda"
+    logits = predict_logits(model, x_t, config.runtime.eval_batch_size, x_t.device, amp=amp)
     loss = float(F.cross_entropy(logits, y_t))
     accuracy = int((logits.argmax(1) == y_t).sum()) / len(y_t)
     return torch.softmax(logits, dim=1).cpu().numpy(), loss, accuracy
@@ -63,7 +63,7 @@ def _score(model, x_t, y_t, config: TrainConfig) -> tuple[np.ndarray, float, flo
 
 def train_fold(model, task: FoldTask, x, y) -> FoldResult:
     """Fit `model` (fresh or not: the caller decides) on the fold's training part, score its test part."""
-    device = resolve_device(task.config.device)
+    device = resolve_device(task.config.runtime.device)
     x_train, y_train = _take(x, task.train_idx), _take(y, task.train_idx)
     # The test fold becomes tensors once: fit validates on them every epoch and we score them after.
     x_test = to_input_tensor(_take(x, task.test_idx), device)

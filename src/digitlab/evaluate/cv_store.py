@@ -31,9 +31,12 @@ def _stem(fold: int) -> str:
 
 
 def task_key(task, reuse_model: bool) -> str:
-    """A hash of everything that determines a fold's result: model, settings, protocol and indices."""
+    """A hash of everything that determines a fold's result: model, settings, protocol and indices.
+
+    The settings go in by their flat names (TrainConfig.to_flat), which stores written before the
+    groups also used, so their folds stay valid."""
     payload = json.dumps({
-        "model": task.model_name, "model_kwargs": task.model_kwargs, "config": task.config.to_dict(),
+        "model": task.model_name, "model_kwargs": task.model_kwargs, "config": task.config.to_flat(),
         "reuse_model": bool(reuse_model),
         "train_idx": hashlib.sha256(np.ascontiguousarray(task.train_idx, dtype=np.int64).tobytes()).hexdigest(),
         "test_idx": hashlib.sha256(np.ascontiguousarray(task.test_idx, dtype=np.int64).tobytes()).hexdigest(),

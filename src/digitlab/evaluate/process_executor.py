@@ -95,9 +95,9 @@ class ProcessExecutor:
 
     def map(self, tasks: Sequence, x, y, on_result: Callable | None = None) -> list:
         for task in tasks:
-            if task.config.device not in ("auto", "cpu"):
+            if task.config.runtime.device not in ("auto", "cpu"):
                 raise ConfigError(f"--executor processes runs folds on the CPU, but the config asks for device "
-                                  f"{task.config.device!r}: use --executor local for a GPU")
+                                  f"{task.config.runtime.device!r}: use --executor local for a GPU")
         workers, threads, method = self.plan(len(tasks))
         # Folds are dealt in rounds of `workers`. A last, partial round would leave cores idle, so when
         # the workers run one thread each, those folds run afterwards in this process on all cores
@@ -151,8 +151,8 @@ def _preload_for_workers(tasks) -> None:
 def _trains_fused(task) -> bool:
     config = task.config
     model = build_model(task.model_name, **task.model_kwargs)
-    return unsupported_reason(model, config, torch.device("cpu"), augmenting=config.augment != "none",
-                              distilling=config.teacher is not None) is None
+    return unsupported_reason(model, config, torch.device("cpu"), augmenting=config.augmentation.name != "none",
+                              distilling=config.regularisation.teacher is not None) is None
 
 
 def _with_threads(task, threads: int):

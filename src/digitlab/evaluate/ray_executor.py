@@ -46,7 +46,7 @@ def _warm_task(model_name: str, threads: int, hold_s: float) -> int:
     """Pay a worker's one-time costs (importing torch and digitlab, torch's lazy first-step imports)."""
     torch.set_num_threads(threads)
     fit(build_model(model_name), np.zeros((8, 28, 28), np.uint8), np.zeros(8, np.int64),
-        TrainConfig(epochs=1, batch_size=8, device="cpu", threads=threads), verbose=False)
+        TrainConfig.from_flat(epochs=1, batch_size=8, device="cpu", threads=threads), verbose=False)
     time.sleep(hold_s)  # keep this worker busy so that the other warm-up tasks land on other workers
     return os.getpid()
 

@@ -22,20 +22,15 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from digitlab.errors import ConfigError
-from digitlab.train.augment_styles import STYLE_OPTIONS, apply_styles, check_style_options
+import torch
+import torch.nn.functional as F
 
-AFFINE_DEFAULTS = {"rotate": 10.0, "shift": 2.0, "scale": 0.1, "shear": 10.0}  # degrees, px, fraction, degrees
-ELASTIC_DEFAULTS = {**AFFINE_DEFAULTS, "alpha": 34.0, "sigma": 4.0}  # Simard's alpha (px) and sigma (px)
-# styles: the affine map (elastic where alpha > 0) plus stroke width, blur and low resolution, drawn per
-# image (digitlab.train.augment_styles).
-STYLES_DEFAULTS = {**AFFINE_DEFAULTS, "alpha": 0.0, "sigma": 4.0, **STYLE_OPTIONS}
-DEFAULTS = {"none": {}, "affine": AFFINE_DEFAULTS, "elastic": ELASTIC_DEFAULTS, "styles": STYLES_DEFAULTS}
+from digitlab.errors import ConfigError
+from digitlab.train.augment_options import augment_options
+from digitlab.train.augment_styles import apply_styles
 
 
 def _rand(shape, generator, like):
-    import torch
-
     return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
@@ -45,8 +40,6 @@ def _affine_theta(n: int, size: int, opts: dict, generator, like):
     The four parameters are drawn symmetrically around the identity, so sampling with a matrix or
     with its inverse gives the same family of images.
     """
-    import torch
-
     u = _rand((n, 5), generator, like) * 2 - 1  # uniform in [-1, 1]
     angle = u[:, 0] * math.radians(opts["rotate"])
     shear = torch.tan(u[:, 1] * math.radians(opts["shear"]))
@@ -70,8 +63,6 @@ def _base_grid(size: int, like):
     Cached per size, device and dtype: F.affine_grid rebuilds this on every call, and that cost
     four times the warp itself on a CPU (2.1 ms against 0.5 ms per batch of 128, 1 thread).
     """
-    import torch
-
     key = (size, like.device, like.dtype)
     if key not in _BASE_GRIDS:
         c = (torch.arange(size, device=like.device, dtype=like.dtype) * 2 + 1) / size - 1
@@ -89,8 +80,6 @@ def affine_grid(theta, size: int):
 
 def gaussian_kernel(sigma: float, size: int, like):
     """A normalized 1-D Gaussian, float (k,), truncated at 3 sigma and at the image size."""
-    import torch
-
     radius = max(1, min(int(math.ceil(3 * sigma)), size - 1))
     t = torch.arange(-radius, radius + 1, device=like.device, dtype=like.dtype)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
@@ -103,8 +92,6 @@ def blur_matrix(sigma: float, size: int, like):
     The same numbers as a separable `conv2d` with `gaussian_kernel` (a test checks it), but two small
     matrix products run about 8x faster on a CPU than a 1-channel convolution with a 25-tap kernel.
     """
-    import torch
-
     k = gaussian_kernel(sigma, size, like)
     r = len(k) // 2
     offset = torch.arange(size, device=like.device)[None, :] - torch.arange(size, device=like.device)[:, None]
@@ -134,9 +121,6 @@ class Augment:
 
     def __call__(self, x, generator=None):
         """x: float (N, 1, H, W) in [0, 1], H == W; generator: torch.Generator on x's device (None = global)."""
-        import torch
-        import torch.nn.functional as F
-
         if self.name == "none":
             return x
         if x.ndim != 4 or x.shape[-1] != x.shape[-2] or not x.is_floating_point():
@@ -158,31 +142,10 @@ class Augment:
 
 
 def make_augment(name: str, **opts) -> Callable:
-    """The augmentation `name` (none, affine, elastic, styles), with any default in DEFAULTS[name] overridden.
+    """The augmentation `name` (none, affine, elastic, styles), with any default in
+    digitlab.train.augment_options.DEFAULTS[name] overridden.
 
     >>> augment = make_augment("affine", rotate=15)
     >>> xb = augment(xb, generator)     # same shape, dtype and device; values in [0, 1]
     """
-    if name not in DEFAULTS:
-        raise ConfigError(f"unknown augmentation {name!r}: choose one of {', '.join(DEFAULTS)}")
-    defaults = DEFAULTS[name]
-    unknown = set(opts) - set(defaults)
-    if unknown:
-        raise ConfigError(f"augmentation {name!r} has no option {', '.join(sorted(unknown))}: "
-                          f"valid options are {', '.join(defaults) or 'none'}")
-    try:
-        merged = {**defaults, **{k: float(v) for k, v in opts.items()}}
-    except (TypeError, ValueError):
-        raise ConfigError(f"augmentation options must be numbers, got {opts}") from None
-    for key, value in merged.items():
-        if not value >= 0 or math.isinf(value):
-            raise ConfigError(f"augmentation option {key} must be a finite number >= 0, got {value}")
-    if merged.get("scale", 0) >= 1:
-        raise ConfigError(f"augmentation scale must be < 1 (a fraction, e.g. 0.1), got {merged['scale']}")
-    if merged.get("shear", 0) >= 90 or merged.get("rotate", 0) > 180:
-        raise ConfigError("augmentation shear must be < 90 degrees and rotation <= 180 degrees")
-    if name == "styles":
-        check_style_options(merged)
-    if name in ("elastic", "styles") and merged["sigma"] <= 0:
-        raise ConfigError(f"elastic sigma must be > 0 px, got {merged['sigma']}")
-    return Augment(name, merged)
+    return Augment(name, augment_options(name, **opts))

@@ -9,44 +9,15 @@ in 16 grey levels).
 
 from __future__ import annotations
 
-STYLE_OPTIONS = {
-    "thick": 1.0,  # strongest thickening: the share of a 3x3 dilation blended in, in [0, 1]
-    "thin": 0.5,  # strongest thinning: the share of a 3x3 erosion blended in, in [0, 1]
-    "stroke_p": 0.4,  # share of images whose stroke width changes
-    "blur": 1.0,  # strongest Gaussian blur, sigma in px (0-3)
-    "blur_p": 0.2,
-    "lowres_min": 6.0,  # the digit's resolution (its 20-px box, as MNIST frames it) drawn in [min, max] px
-    "lowres_max": 16.0,
-    "lowres_p": 0.25,
-    "quantise_p": 0.5,  # share of the low-resolution images quantised to 16 grey levels, as sklearn's digits
-}
-PROBABILITIES = ("stroke_p", "blur_p", "lowres_p", "quantise_p")
-
-
-def check_style_options(opts: dict) -> None:
-    """One-line ConfigError for a strength out of its range."""
-    from digitlab.errors import ConfigError
-
-    for key in (*PROBABILITIES, "thick", "thin"):
-        if not 0 <= opts[key] <= 1:
-            raise ConfigError(f"augmentation option {key} must be in [0, 1], got {opts[key]}")
-    if not opts["blur"] <= 3:
-        raise ConfigError(f"augmentation option blur (sigma, px) must be in [0, 3], got {opts['blur']}")
-    if not 4 <= opts["lowres_min"] <= opts["lowres_max"] <= 20:
-        raise ConfigError("augmentation options lowres_min and lowres_max must satisfy 4 <= min <= max <= 20 "
-                          f"(px across the digit), got {opts['lowres_min']} and {opts['lowres_max']}")
-
+import torch
+import torch.nn.functional as F
 
 def _chosen(n: int, p: float, generator, like):
-    import torch
-
     return torch.rand((n,), generator=generator, device=like.device, dtype=like.dtype) < p
 
 
 def stroke_width(x, t):
     """t: (N,) in [-1, 1]: > 0 blends in a 3x3 dilation (thicker), < 0 an erosion (thinner)."""
-    import torch.nn.functional as F
-
     dilated = F.max_pool2d(x, 3, 1, 1)
     eroded = -F.max_pool2d(-x, 3, 1, 1)
     t = t.view(-1, 1, 1, 1)
@@ -55,8 +26,6 @@ def stroke_width(x, t):
 
 def blur(x, sigma):
     """Gaussian blur of width sigma (N,) px per image (0 = unchanged), as B @ x @ B.T per image."""
-    import torch
-
     size = x.shape[-1]
     pos = torch.arange(size, device=x.device, dtype=x.dtype)
     d = pos[None, :, None] - pos[None, None, :]  # (1, S, S)
@@ -69,8 +38,6 @@ def blur(x, sigma):
 def low_resolution(x, bins, quantise):
     """Each image area-averaged down to bins[i] x bins[i] px, optionally quantised to 16 levels, and
     brought back to S x S by bilinear interpolation. bins: int (N,) in [1, S]; quantise: bool (N,)."""
-    import torch
-
     n, size = x.shape[0], x.shape[-1]
     m = bins.to(x.dtype).view(-1, 1, 1)
     top = int(bins.max())
@@ -95,8 +62,6 @@ def low_resolution(x, bins, quantise):
 
 def apply_styles(x, opts: dict, generator):
     """Stroke width, then blur, then low resolution, each on its drawn share of the batch; stays in [0, 1]."""
-    import torch
-
     n, size = x.shape[0], x.shape[-1]
 
     def uniform(lo, hi):

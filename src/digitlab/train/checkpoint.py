@@ -28,9 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
 from digitlab.errors import ConfigError, DataError
 from digitlab.files import ensure_dir, fsync_dir, output_error, read_json, sha256_file, write_bytes, write_json
 from digitlab.train.callbacks import Callback
+from digitlab.train.config import TrainConfig, flatten_settings
+from digitlab.train.history import History
 
 FORMAT = "digitlab-checkpoint"
 FORMAT_VERSION = 1
@@ -38,7 +45,8 @@ FOLDER = "checkpoints"
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "training_state.safetensors"
 MARKER = "checkpoint.json"  # written last: its presence (with matching hashes) commits the checkpoint
-# Settings that may differ between the interrupted and the resumed process without changing the maths.
+# Settings (flat names) that may differ between the interrupted and the resumed process without changing
+# the maths.
 RUNTIME_FIELDS = ("device", "threads")
 
 
@@ -58,9 +66,6 @@ def encode_tree(obj: Any, prefix: str, tensors: dict) -> Any:
     Dicts with int keys (optimizer state) and tuples (Adam's betas) are tagged so they decode back to
     the same types.
     """
-    import numpy as np
-    import torch
-
     if isinstance(obj, np.ndarray):
         obj = torch.from_numpy(obj.astype(np.int64) if obj.dtype == np.uint32 else obj)
     if isinstance(obj, torch.Tensor):
@@ -99,9 +104,6 @@ def decode_tree(obj: Any, tensors: dict) -> Any:
 
 
 def _rng_state(generator) -> dict:
-    import numpy as np
-    import torch
-
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {"torch": torch.get_rng_state(), "generator": generator.get_state(),
              "numpy": {"name": name, "keys": keys, "pos": int(pos), "has_gauss": int(has_gauss),
@@ -112,9 +114,6 @@ def _rng_state(generator) -> dict:
 
 
 def _restore_rng(state: dict, generator) -> None:
-    import numpy as np
-    import torch
-
     torch.set_rng_state(state["torch"])
     generator.set_state(state["generator"])
     n = state["numpy"]
@@ -128,8 +127,6 @@ def _restore_rng(state: dict, generator) -> None:
 
 def write_checkpoint(run_dir: str | os.PathLike, state, extra: dict | None = None) -> Path:
     """Write the loop's TrainState as RUN_DIR/checkpoints/epoch-NNNN, atomically; return the folder."""
-    from safetensors.torch import save
-
     root = ensure_dir(checkpoint_dir(run_dir))
     final = root / checkpoint_name(state.epoch)
     try:
@@ -214,9 +211,7 @@ class Checkpoint:
         return int(self.meta["epoch"])
 
     @property
-    def config(self):
-        from digitlab.train.config import TrainConfig
-
+    def config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.meta["config"])
 
     @property
@@ -225,10 +220,9 @@ class Checkpoint:
 
     def restore(self, state) -> None:
         """Put the saved training state into the loop's TrainState (called in on_train_begin)."""
-        from digitlab.train.history import History
-
-        saved = {k: v for k, v in self.meta["config"].items() if k not in RUNTIME_FIELDS}
-        now = {k: v for k, v in state.config.to_dict().items() if k not in RUNTIME_FIELDS}
+        # Flat names on both sides: a checkpoint may hold the flat form written before the groups.
+        saved = {k: v for k, v in flatten_settings(self.meta["config"]).items() if k not in RUNTIME_FIELDS}
+        now = state.config.to_flat()
         changed = sorted(k for k in saved if saved[k] != now.get(k))
         if changed:
             raise ConfigError(f"checkpoint {self.folder} was trained with different settings "
@@ -258,9 +252,6 @@ class Checkpoint:
 
 def read_checkpoint(folder: str | os.PathLike) -> Checkpoint:
     """Read and verify one checkpoint folder; DataError names what is incomplete or corrupt."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     if not (folder / MARKER).is_file():
         raise DataError(f"{folder.name} is incomplete (no {MARKER})")

@@ -1,10 +1,22 @@
-"""TrainConfig: every training setting in one frozen dataclass, saved with each model."""
+"""TrainConfig: every training setting, in frozen groups, saved with each model.
+
+    TrainConfig(epochs=3, optimizer=OptimizerConfig("adam", lr=1e-3))
+    TrainConfig.from_flat(epochs=3, optimizer="adam", lr=1e-3)   # the same, by the flat names
+
+The run itself (epochs, batch size, seed, validation) sits on TrainConfig; the rest in groups:
+`optimizer`, `schedule` (of the learning rate), `augmentation` (of the training images),
+`regularisation` (label smoothing, EMA, distillation) and `runtime` (where and how fast it runs, not
+what it learns). The command line's flags, the presets and model.json files written before the groups
+use flat names (`lr`, `augment`, `ema_decay`, ...): FLAT_NAMES routes each to its group, and
+`from_flat`, `replace` and `from_dict` accept them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 
 from digitlab.errors import ConfigError
+from digitlab.train.augment_options import augment_options
 
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
@@ -17,11 +29,13 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 DEFAULT_LR = {"rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2}
 
 
+def _bad(msg: str):
+    raise ConfigError(msg)
+
+
 @dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 5
-    batch_size: int = 128
-    optimizer: str = "rmsprop"
+class OptimizerConfig:
+    name: str = "rmsprop"  # one of OPTIMIZERS, with Keras's defaults
     lr: float | None = None  # None -> the optimizer's Keras default (DEFAULT_LR)
     momentum: float = 0.9  # sgd momentum
     nesterov: bool = True  # sgd
@@ -30,28 +44,83 @@ class TrainConfig:
     beta1: float = 0.9  # adam/adamw: decay of the gradient's running mean (torch's and Keras's default)
     beta2: float = 0.999  # adam/adamw: decay of the squared gradient's running mean
     weight_decay: float = 0.0  # decoupled for adamw, L2 otherwise
-    schedule: str = "constant"
+
+    def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            _bad(f"unknown optimizer {self.name!r}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.lr is not None and not self.lr > 0:
+            _bad(f"learning rate must be > 0, got {self.lr}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                _bad(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            _bad(f"weight decay must be >= 0, got {self.weight_decay}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.name]
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: str = "constant"  # one of SCHEDULES; lr is its peak
     lr_decay: float = 0.98  # the exponential schedule's factor per epoch (applied a little every step)
     warmup_epochs: float = 0.0  # linear warm-up length, in epochs (fractions allowed)
-    label_smoothing: float = 0.0
-    augment: str = "none"  # batched tensor augmentation, see digitlab.train.augment
-    # Its strengths, over the defaults (digitlab.train.augment.DEFAULTS), e.g. {"rotate": 20, "shift": 5.6}.
-    augment_options: dict | None = None
+
+    def __post_init__(self):
+        if self.name not in SCHEDULES:
+            _bad(f"unknown schedule {self.name!r}: choose one of {', '.join(SCHEDULES)}")
+        if not 0 < self.lr_decay <= 1:
+            _bad(f"lr decay (the exponential schedule's factor per epoch) must be in (0, 1], got {self.lr_decay}")
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    name: str = "none"  # batched tensor augmentation, see digitlab.train.augment
+    # Its strengths, over the defaults (digitlab.train.augment_options.DEFAULTS), e.g. {"rotate": 20, "shift": 5.6}.
+    options: dict | None = None
     clean_epochs: int = 0  # the last N epochs see the images as they are, without augmentation
-    # Font-rendered digits (digitlab.data.synthetic, "train" fonts, seeded by `seed`) added to the training
-    # images: the handwriting styles MNIST lacks (flagged 1s, crossed 7s). Not in the validation split.
+    # Font-rendered digits (digitlab.data.synthetic, "train" fonts, seeded by the run's seed) added to the
+    # training images: the handwriting styles MNIST lacks (flagged 1s, crossed 7s). Not in the validation split.
     synthetic_fonts: int = 0
-    teacher: str | None = None  # distil from this model (run folder, .safetensors, or "pretrained")
-    distill_weight: float = 0.5  # the soft (teacher) term's share of the loss, see digitlab.train.distill
-    distill_temperature: float = 2.0  # softens both distributions in the soft term
-    val_split: int = 0  # images carved from the training set for validation (0 = none)
-    early_stopping: int = 0  # patience in epochs on val_loss (0 = off)
-    keep_best: bool = False  # restore the weights of the best val_loss epoch at the end
+
+    def __post_init__(self):
+        if self.name not in AUGMENTS:
+            _bad(f"unknown augmentation {self.name!r}: choose one of {', '.join(AUGMENTS)}")
+        if self.options is not None and not isinstance(self.options, dict):
+            _bad(f"augment options must be a mapping such as {{'rotate': 20}}, got {self.options!r}")
+        if self.options:
+            augment_options(self.name, **self.options)  # names and ranges checked there, one line each
+        if self.clean_epochs and self.name == "none":
+            _bad("clean epochs turn augmentation off for the last epochs: set --augment too")
+        if self.synthetic_fonts < 0:
+            _bad(f"synthetic fonts (font digits mixed in) must be >= 0, got {self.synthetic_fonts}")
+
+
+@dataclass(frozen=True)
+class RegularisationConfig:
+    label_smoothing: float = 0.0
     # Keep an exponential moving average of the weights, updated after every step, and end with it: each
     # step moves the average (1 - ema_decay) of the way to the new weights; its BN statistics are measured
     # afresh after every epoch. 0 = off. Validation, keep_best and early stopping then judge the average.
     ema_decay: float = 0.0
-    seed: int = 0
+    teacher: str | None = None  # distil from this model (run folder, .safetensors, or "pretrained")
+    distill_weight: float = 0.5  # the soft (teacher) term's share of the loss, see digitlab.train.distill
+    distill_temperature: float = 2.0  # softens both distributions in the soft term
+
+    def __post_init__(self):
+        if not 0 <= self.label_smoothing < 1:
+            _bad(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.ema_decay < 1:
+            _bad(f"EMA decay must be in [0, 1) (0 = off; 0.999 is usual), got {self.ema_decay}")
+        if not 0 < self.distill_weight <= 1:
+            _bad(f"distill weight must be in (0, 1], got {self.distill_weight}")
+        if not self.distill_temperature > 0:
+            _bad(f"distill temperature must be > 0, got {self.distill_temperature}")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
     device: str = "auto"  # auto -> cuda, then mps, then cpu
     threads: int | None = None  # torch CPU threads (None = torch's default, one per core)
     channels_last: bool = False
@@ -65,71 +134,118 @@ class TrainConfig:
     eval_batch_size: int = 2048
 
     def __post_init__(self):
-        def bad(msg):
-            raise ConfigError(msg)
-
-        if self.epochs < 1:
-            bad(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            bad(f"batch size must be >= 1, got {self.batch_size}")
-        if self.optimizer not in OPTIMIZERS:
-            bad(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            bad(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        if self.augment not in AUGMENTS:
-            bad(f"unknown augmentation {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
-        if self.augment_options is not None and not isinstance(self.augment_options, dict):
-            bad(f"augment options must be a mapping such as {{'rotate': 20}}, got {self.augment_options!r}")
-        if self.augment_options:
-            from digitlab.train.augment import make_augment
-
-            make_augment(self.augment, **self.augment_options)  # names and ranges checked there, one line each
-        if not 0 < self.lr_decay <= 1:
-            bad(f"lr decay (the exponential schedule's factor per epoch) must be in (0, 1], got {self.lr_decay}")
         if self.compile_mode not in COMPILE_MODES:
-            bad(f"unknown compile mode {self.compile_mode!r}: choose one of {', '.join(COMPILE_MODES)}")
-        if self.lr is not None and not self.lr > 0:
-            bad(f"learning rate must be > 0, got {self.lr}")
-        if not 0 <= self.label_smoothing < 1:
-            bad(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                bad(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.weight_decay < 0:
-            bad(f"weight decay must be >= 0, got {self.weight_decay}")
-        if self.warmup_epochs < 0 or (self.warmup_epochs > 0 and self.warmup_epochs >= self.epochs):
-            bad(f"warm-up ({self.warmup_epochs} epochs) must be >= 0 and shorter than training ({self.epochs} epochs)")
-        if not 0 <= self.clean_epochs < self.epochs:
-            bad(f"clean epochs ({self.clean_epochs}) must be >= 0 and fewer than the epochs ({self.epochs})")
-        if self.clean_epochs and self.augment == "none":
-            bad("clean epochs turn augmentation off for the last epochs: set --augment too")
-        if not 0 < self.distill_weight <= 1:
-            bad(f"distill weight must be in (0, 1], got {self.distill_weight}")
-        if not self.distill_temperature > 0:
-            bad(f"distill temperature must be > 0, got {self.distill_temperature}")
-        if self.synthetic_fonts < 0:
-            bad(f"synthetic fonts (font digits mixed in) must be >= 0, got {self.synthetic_fonts}")
-        if self.val_split < 0:
-            bad(f"val split must be >= 0 images, got {self.val_split}")
-        if not 0 <= self.ema_decay < 1:
-            bad(f"EMA decay must be in [0, 1) (0 = off; 0.999 is usual), got {self.ema_decay}")
+            _bad(f"unknown compile mode {self.compile_mode!r}: choose one of {', '.join(COMPILE_MODES)}")
         if self.threads is not None and self.threads < 1:
-            bad(f"threads must be >= 1, got {self.threads}")
+            _bad(f"threads must be >= 1, got {self.threads}")
 
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+GROUPS = {"optimizer": OptimizerConfig, "schedule": ScheduleConfig, "augmentation": AugmentationConfig,
+          "regularisation": RegularisationConfig, "runtime": RuntimeConfig}
+# A group field whose flat name is not its own: the flags say --optimizer, --schedule, --augment.
+_FLAT_RENAMES = {("optimizer", "name"): "optimizer", ("schedule", "name"): "schedule",
+                 ("augmentation", "name"): "augment", ("augmentation", "options"): "augment_options"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 5
+    batch_size: int = 128
+    seed: int = 0
+    val_split: int = 0  # images carved from the training set for validation (0 = none)
+    early_stopping: int = 0  # patience in epochs on val_loss (0 = off)
+    keep_best: bool = False  # restore the weights of the best val_loss epoch at the end
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def __post_init__(self):
+        for name, group in GROUPS.items():
+            value = getattr(self, name)
+            if not isinstance(value, group):
+                _bad(f"{name}= takes a {group.__name__}(...), got {value!r}; for flat settings such as "
+                     f"{name}='...' use TrainConfig.from_flat")
+        if self.epochs < 1:
+            _bad(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            _bad(f"batch size must be >= 1, got {self.batch_size}")
+        if self.val_split < 0:
+            _bad(f"val split must be >= 0 images, got {self.val_split}")
+        warmup, clean = self.schedule.warmup_epochs, self.augmentation.clean_epochs
+        if warmup < 0 or (warmup > 0 and warmup >= self.epochs):
+            _bad(f"warm-up ({warmup} epochs) must be >= 0 and shorter than training ({self.epochs} epochs)")
+        if not 0 <= clean < self.epochs:
+            _bad(f"clean epochs ({clean}) must be >= 0 and fewer than the epochs ({self.epochs})")
+
+    @classmethod
+    def from_flat(cls, **settings) -> "TrainConfig":
+        """A config from flat names (`lr`, `augment`, `ema_decay`, ...; see FLAT_NAMES) and/or groups."""
+        return cls().replace(**settings)
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with `changes`: flat names go to their group; a group object replaces the group."""
+        top, groups, unknown = {}, {}, []
+        for name, value in changes.items():
+            if name in GROUPS and isinstance(value, GROUPS[name]):
+                top[name] = value
+            elif name in FLAT_NAMES:
+                group, key = FLAT_NAMES[name]
+                (top if group is None else groups.setdefault(group, {}))[key] = value
+            else:
+                unknown.append(name)
+        if unknown:
+            raise ConfigError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        for group, values in groups.items():
+            top[group] = replace(top.get(group, getattr(self, group)), **values)
+        return replace(self, **top)
 
     def to_dict(self) -> dict:
+        """The nested form saved in model.json and checkpoints."""
         return asdict(self)
+
+    def to_flat(self) -> dict:
+        """{flat name: value} for every setting, as the flags and presets name them."""
+        return {flat: getattr(self if group is None else getattr(self, group), key)
+                for flat, (group, key) in FLAT_NAMES.items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"unknown training settings: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        """A saved config: the nested form of to_dict, or the flat one (presets, older model.json files)."""
+        return cls.from_flat(**flatten_settings(data, strict=True))
 
-    def replace(self, **changes) -> "TrainConfig":
-        return replace(self, **changes)
+
+def flatten_settings(data: dict, strict: bool = False) -> dict:
+    """A saved config in either form -> {flat name: value}, unchecked; unknown keys kept (refused if strict)."""
+    flat, unknown = {}, []
+    for name, value in data.items():
+        if name in GROUPS and isinstance(value, dict):
+            for key, inner in value.items():
+                flat_name = _FLAT_RENAMES.get((name, key), key)
+                if FLAT_NAMES.get(flat_name) == (name, key):
+                    flat[flat_name] = inner
+                else:
+                    unknown.append(f"{name}.{key}")
+                    flat[f"{name}.{key}"] = inner
+        else:
+            if name not in FLAT_NAMES:
+                unknown.append(name)
+            flat[name] = value
+    if strict and unknown:
+        raise ConfigError(f"unknown training settings: {', '.join(sorted(unknown))}")
+    return flat
+
+
+def flat_field(name: str) -> Field:
+    """The dataclass field behind a flat name (its type and default)."""
+    group, key = FLAT_NAMES[name]
+    return next(f for f in fields(TrainConfig if group is None else GROUPS[group]) if f.name == key)
+
+
+# flat name -> (group or None for TrainConfig's own fields, field name in it)
+FLAT_NAMES: dict[str, tuple[str | None, str]] = {
+    **{f.name: (None, f.name) for f in fields(TrainConfig) if f.name not in GROUPS},
+    **{_FLAT_RENAMES.get((group, f.name), f.name): (group, f.name)
+       for group, cls in GROUPS.items() for f in fields(cls)},
+}

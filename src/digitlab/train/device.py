@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
+import platform
 from contextlib import contextmanager
+
+import numpy as np
+import torch
 
 from digitlab.errors import ConfigError
 
 
 def resolve_device(name: str = "auto"):
     """'auto' -> cuda, then mps, then cpu. An explicit device that is not available is a ConfigError."""
-    import torch
-
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -30,8 +33,6 @@ def resolve_device(name: str = "auto"):
 
 def configure_threads(threads: int | None) -> int:
     """Set torch's intra-op threads; None keeps torch's default (one per physical core)."""
-    import torch
-
     # Only on a change: torch.set_num_threads re-initialises the OpenMP and MKL thread settings even for
     # the count already in use, and the `fast` preset then trained 15-20% slower (5.5 s against 4.7 s).
     if threads is not None and threads != torch.get_num_threads():
@@ -41,8 +42,6 @@ def configure_threads(threads: int | None) -> int:
 
 def cpu_supports_bf16() -> bool:
     """Whether oneDNN has bfloat16 kernels on this CPU (AVX-512 BF16 / AMX, or AVX-512 emulation)."""
-    import torch
-
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # builds without oneDNN
@@ -55,8 +54,6 @@ def cpu_has_native_bf16() -> bool:
     Only then is bf16 autocast a clear win on CPU (about 2x on the GEMMs); with oneDNN's AVX-512
     emulation it is no faster than float32, so `cpu_amp="auto"` stays float32 there.
     """
-    import torch
-
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     try:
         native = any(getattr(torch.cpu, name, lambda: False)() for name in checks)
@@ -66,7 +63,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def use_cpu_bf16(cpu_amp: bool | None) -> bool:
-    """TrainConfig.cpu_amp -> whether CPU training runs under bf16 autocast (None = auto)."""
+    """RuntimeConfig.cpu_amp -> whether CPU training runs under bf16 autocast (None = auto)."""
     if cpu_amp is None:
         return cpu_has_native_bf16()
     return bool(cpu_amp) and cpu_supports_bf16()
@@ -92,9 +89,6 @@ def tune_allocator() -> bool:
     global _allocator_tuned
     if _allocator_tuned:
         return True
-    import ctypes
-    import platform
-
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
@@ -109,9 +103,6 @@ def tune_allocator() -> bool:
 
 def seed_everything(seed: int) -> None:
     """Seed torch (CPU and CUDA) and numpy, for reproducible initialisation."""
-    import numpy as np
-    import torch
-
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
 
@@ -126,8 +117,6 @@ def prepare_training_process() -> None:
     thread) it misses the pool's threads, where a multiply on denormals ran 3x slower (1.2 ms against
     0.43 ms for 4M values on 2 threads).
     """
-    import torch
-
     global _process_prepared
     tune_allocator()
     _process_prepared = torch.set_flush_denormal(True)
@@ -147,8 +136,6 @@ def cpu_float_mode():
     Python; the previous mode is restored at the end (off, torch's default, unless the whole process
     was prepared with prepare_training_process).
     """
-    import torch
-
     tune_allocator()
     flushed = not _process_prepared and torch.set_flush_denormal(True)
     try:

@@ -48,7 +48,7 @@ def recalibrate_ema(state, x_t, amp: bool) -> None:
     images, 10 epochs, decay 0.999) the average scored validation loss 0.94 against the model's 0.12.
     The images are the clean training images (what the model is tested on), in the training precision;
     dropout's random draws come from a forked RNG, so training's own stream is untouched."""
-    size = state.config.eval_batch_size
+    size = state.config.runtime.eval_batch_size
     batches = (x_t[i : i + size] for i in range(0, min(len(x_t), EMA_BN_IMAGES), size))
     devices = [state.device] if state.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.autocast(state.device.type, dtype=torch.bfloat16, enabled=amp):

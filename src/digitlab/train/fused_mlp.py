@@ -35,14 +35,17 @@ from __future__ import annotations
 
 import math
 
+import torch
+
+from digitlab.models.mlp import MLP
 from digitlab.train.config import TrainConfig
+from digitlab.train.fused_mlp_torch import FusedAdamRMSprop, torch_steps
+from digitlab.train.native import mlp_kernels, status
 
 
 def unsupported_reason(model, config: TrainConfig, device, *, augmenting: bool, distilling: bool) -> str | None:
     """Why the fused step cannot train this run (None when it can). The general loop trains it then."""
-    from digitlab.models.mlp import MLP
-
-    if not config.fused:
+    if not config.runtime.fused:
         return "turned off (fused=False)"
     if type(model) is not MLP:
         return f"the model is {type(model).__name__}, not the mlp"
@@ -50,17 +53,17 @@ def unsupported_reason(model, config: TrainConfig, device, *, augmenting: bool, 
         return "the mlp has dropout"
     if device.type != "cpu":
         return f"the device is {device.type}, not cpu"
-    if config.optimizer != "rmsprop":
-        return f"the optimizer is {config.optimizer}, not rmsprop"
-    if not config.rho > 0:
+    if config.optimizer.name != "rmsprop":
+        return f"the optimizer is {config.optimizer.name}, not rmsprop"
+    if not config.optimizer.rho > 0:
         return "rmsprop's rho is 0"
     if augmenting:
         return "augmentation is on"
     if distilling:
         return "distillation is on"
-    if config.compile:
+    if config.runtime.compile:
         return "torch.compile is on"
-    if config.ema_decay:  # the fused step updates flat weights of its own; the average follows the module's
+    if config.regularisation.ema_decay:  # the fused step updates flat weights of its own; the average follows the module's
         return "weight averaging (EMA) is on"
     return None
 
@@ -76,21 +79,17 @@ class FusedMLPStep:
     """
 
     def __init__(self, model, optimizer, config: TrainConfig, bf16: bool, x, native: bool | None = None):
-        import torch
-
         self.model, self.optimizer, self.config = model, optimizer, config
         self.compute_dtype = torch.bfloat16 if bf16 else torch.float32
         hidden, classes = model.dense1.weight.shape[0], model.dense2.weight.shape[0]
         # The native kernels (digitlab.train.native) where they build, else torch ops; native=False forces torch.
         self.kernels = None
         if native is not False:
-            from digitlab.train.native import mlp_kernels
-
             kernels = mlp_kernels()
             if kernels is not None and kernels.supports(hidden, classes):
                 self.kernels = kernels
         if native and self.kernels is None:
-            raise RuntimeError("the native kernels are not available: " + _native_status())
+            raise RuntimeError("the native kernels are not available: " + status())
         self.pixels, self._images = x.reshape(len(x), -1), None
         self.alive = self._live_columns(config).nonzero().squeeze(1)
         k = len(self.alive)
@@ -108,8 +107,6 @@ class FusedMLPStep:
         self.g1, self.g2, self.gb2 = self._views(self.grads)
         self.cw1, self.cw2, self.cb2 = self._views(self.compute_weights)
         if self.kernels is None:
-            from digitlab.train.fused_mlp_torch import FusedAdamRMSprop
-
             self.torch_update = FusedAdamRMSprop(n)
         else:
             bs = config.batch_size
@@ -122,10 +119,8 @@ class FusedMLPStep:
 
     def _live_columns(self, config: TrainConfig):
         """Which pixels the products keep: those not blank in every training image (a bool mask)."""
-        import torch
-
         pixels = self.pixels
-        if config.weight_decay:
+        if config.optimizer.weight_decay:
             # Weight decay moves every weight, blank pixels' too: keep them all.
             return torch.ones(pixels.shape[1], dtype=torch.bool)
         if self.kernels is not None and pixels.dtype in (torch.bfloat16, torch.float32) and pixels.is_contiguous():
@@ -142,8 +137,6 @@ class FusedMLPStep:
 
         Built on first use: by the native kernels' row gather where they run (2 threads, 3x faster),
         else with one strided copy per run of live pixels (1.8x faster than gathering columns by index)."""
-        import torch
-
         if self._images is None:
             pixels, k = self.pixels, len(self.alive)
             self._images = torch.empty(len(pixels), k + 1, dtype=self.compute_dtype)
@@ -197,8 +190,6 @@ class FusedMLPStep:
 
     def load(self) -> None:
         """Copy the model's weights and the optimizer's state in (a callback may have changed them)."""
-        import torch
-
         state = self.optimizer.state
         with torch.no_grad():
             self._to_flat(self.params, self.weights)
@@ -213,8 +204,6 @@ class FusedMLPStep:
 
     def store(self, steps: int) -> None:
         """Copy the weights and the RMSprop state back where checkpoints and evaluation look for them."""
-        import torch
-
         state = self.optimizer.state
         rho = self.optimizer.param_groups[0]["alpha"]
         with torch.no_grad():
@@ -232,12 +221,10 @@ class FusedMLPStep:
 
     def train_epoch(self, state, x_epoch, y_epoch, callbacks) -> None:
         """One epoch over shuffled rows of `images`; sets state's running loss and accuracy."""
-        import torch
-
         config, optimizer = self.config, self.optimizer
         n, num_classes = len(x_epoch), self.cw2.shape[0]
         # Targets for the whole epoch at once: one-hot, smoothed as F.cross_entropy's label_smoothing does.
-        ls = config.label_smoothing
+        ls = config.regularisation.label_smoothing
         target = torch.full((n, num_classes), ls / num_classes)
         target.scatter_(1, y_epoch[:, None], 1.0 - ls + ls / num_classes)
         # Each step's logits land here; loss and accuracy are scored from them when asked (by a progress
@@ -257,8 +244,6 @@ class FusedMLPStep:
         if self.kernels is not None:
             self._native_steps(state, x_epoch, target, epoch_logits, row_loss, callbacks)
         else:
-            from digitlab.train.fused_mlp_torch import torch_steps
-
             torch_steps(self, state, x_epoch, target, epoch_logits, callbacks)
         self.store(state.steps_per_epoch)
         state._loss_sum, state._correct = state._score_seen(state._seen)
@@ -266,8 +251,6 @@ class FusedMLPStep:
 
     def _native_steps(self, state, x_epoch, target, epoch_logits, row_loss, callbacks) -> None:
         """The epoch's steps: torch's two large products, and everything else in two native calls."""
-        import torch
-
         group, kernels = self.optimizer.param_groups[0], self.kernels
         bs, (classes, hidden) = self.config.batch_size, self.shapes[1]
         bf16 = int(self.compute_dtype == torch.bfloat16)
@@ -310,14 +293,6 @@ def _runs(columns: list) -> list:
     return runs
 
 
-def _native_status() -> str:
-    from digitlab.train.native import status
-
-    return status()
-
-
 def _score(logits, target, labels):
     """(summed cross-entropy against `target`, number right) of a block of logits."""
-    import torch
-
     return -(torch.log_softmax(logits, 1) * target).sum(), (logits.argmax(1) == labels).sum()

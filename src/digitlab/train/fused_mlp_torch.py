@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 
 def torch_steps(step, state, x_epoch, target, epoch_logits, callbacks) -> None:
     """One epoch of a FusedMLPStep's steps (`step`: its flat buffers and their views)."""
-    import torch
-
     group, bs = step.optimizer.param_groups[0], step.config.batch_size
     mm, addmm, relu_backward = torch.mm, torch.addmm, torch.ops.aten.threshold_backward
     cast = step.compute_weights is not step.weights
@@ -48,8 +48,6 @@ class FusedAdamRMSprop:
     """
 
     def __init__(self, size: int):
-        import torch
-
         self.first_moment = torch.zeros(size)  # Adam's; with beta1 = 0 it is the gradient
         self.adam_step = torch.zeros(())
         self.steps_taken = 0  # the same count as a Python int, for the bias correction
@@ -65,8 +63,6 @@ class FusedAdamRMSprop:
         self.steps_taken = 0
 
     def __call__(self, weights, grads, shifted_avg, group: dict) -> None:
-        import torch
-
         lr, rho, eps = group["lr"], group["alpha"], group["eps"]
         self.adam_step += 1
         self.steps_taken += 1

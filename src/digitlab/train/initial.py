@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from digitlab.errors import ModelError
+from digitlab.models.storage import load_model
+
 PRETRAINED = "pretrained"
 
 
@@ -12,9 +15,6 @@ def initial_model(spec: str | None):
     The model comes back in train mode, with the saved weights. provenance: {"spec", "architecture",
     "weights_sha256"}, recorded with the new run so that it says where it started.
     """
-    from digitlab.errors import ModelError
-    from digitlab.models.storage import load_model
-
     source = None if spec in (None, PRETRAINED) else spec
     try:
         model = load_model(source)

@@ -26,6 +26,7 @@ from digitlab.train.distill import Distillation
 from digitlab.train.ema import EMA
 from digitlab.train.fused_mlp import FusedMLPStep, unsupported_reason
 from digitlab.train.history import History
+from digitlab.train.mix import mix_font_digits
 from digitlab.train.native import missing_reason
 from digitlab.train.optim import make_optimizer, make_scheduler
 from digitlab.train.predict import predict_logits
@@ -94,10 +95,11 @@ def config_callbacks(config: TrainConfig) -> list[Callback]:
     """The callbacks a TrainConfig asks for, in the order they must run: the weight average before
     keep-best (whose weights win at the end), both before progress and the caller's callbacks."""
     callbacks: list[Callback] = []
-    if config.teacher:
-        callbacks.append(Distillation(config.teacher, config.distill_weight, config.distill_temperature))
-    if config.ema_decay:
-        callbacks.append(EMA(config.ema_decay))
+    reg = config.regularisation
+    if reg.teacher:
+        callbacks.append(Distillation(reg.teacher, reg.distill_weight, reg.distill_temperature))
+    if reg.ema_decay:
+        callbacks.append(EMA(reg.ema_decay))
     if config.keep_best:
         callbacks.append(KeepBest())
     if config.early_stopping:
@@ -123,12 +125,13 @@ def fit(
     callbacks: digitlab.train.callbacks.Callback objects, run after those the config asks for.
     """
     config = config or TrainConfig()
+    runtime, augmentation = config.runtime, config.augmentation
     if len(x) != len(y):
         raise ConfigError(f"got {len(x)} images but {len(y)} labels: they must match")
     if len(x) == 0:
         raise ConfigError("the training set is empty")
-    device = resolve_device(config.device)
-    configure_threads(config.threads)
+    device = resolve_device(runtime.device)
+    configure_threads(runtime.threads)
     if device.type == "cuda":
         # Fixed input shapes: let cuDNN time its algorithms once and keep the fastest.
         torch.backends.cudnn.benchmark = True
@@ -139,29 +142,30 @@ def fit(
     # has bf16 dot products, or when asked. It halves the mlp's GEMM time and trains the `fast` convnet
     # about 1.6x faster, at the same accuracy. The per-epoch validation runs in the training precision
     # too (it is a learning curve); final scores (evaluate, cross-validation folds) are float32.
-    cpu_bf16 = device.type == "cpu" and use_cpu_bf16(config.cpu_amp)
-    amp = config.amp and (device.type == "cuda" or cpu_bf16)
+    cpu_bf16 = device.type == "cpu" and use_cpu_bf16(runtime.cpu_amp)
+    amp = runtime.amp and (device.type == "cuda" or cpu_bf16)
     # The first layer would cast every batch to bf16 anyway: store the training images in bf16 (half
     # the bytes to shuffle, one op less per step). Augmentation wants float32 images, so not then.
-    bf16_images = cpu_bf16 and amp and config.augment == "none"
+    bf16_images = cpu_bf16 and amp and augmentation.name == "none"
     x_t, y_t, x_val, y_val = _training_tensors(x, y, config, validation_data, device, bf16_images)
 
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format).train()
-    if config.channels_last:
+    if runtime.channels_last:
         x_t = x_t.contiguous(memory_format=torch.channels_last)
     forward = model
-    if config.compile:
+    if runtime.compile:
         # A fresh model of the same architecture reuses the compiled graphs (they take the weights as
         # inputs), so only the first run in a process pays for compilation.
-        forward = torch.compile(model, mode=None if config.compile_mode == "default" else config.compile_mode)
+        forward = torch.compile(model, mode=None if runtime.compile_mode == "default" else runtime.compile_mode)
     if bf16_images:
         x_t = x_t.to(torch.bfloat16)  # a no-op unless the validation split was carved in float32
 
     steps_per_epoch = (len(x_t) + config.batch_size - 1) // config.batch_size
     optimizer = make_optimizer(model.parameters(), config)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
-    augment = make_augment(config.augment, **(config.augment_options or {})) if config.augment != "none" else None
+    augment = (make_augment(augmentation.name, **(augmentation.options or {}))
+               if augmentation.name != "none" else None)
     state = TrainState(model, optimizer, scheduler, generator, config, device, steps_per_epoch,
                        x_train=x_t, y_train=y_t, amp=amp)
     fused = _fused_step(state, augment, verbose, bf16=amp and cpu_bf16)
@@ -173,7 +177,7 @@ def fit(
             cbs.on_epoch_begin(state)
             started = time.perf_counter()
             # The last clean_epochs fine-tune on the images as they are, the distribution they are tested on.
-            augmenting = state.epoch < config.epochs - config.clean_epochs
+            augmenting = state.epoch < config.epochs - augmentation.clean_epochs
             _start_epoch(state)
             if fused is not None:
                 x_epoch, y_epoch = _shuffle_epoch(state, fused.images, y_t)
@@ -184,7 +188,7 @@ def fit(
             cbs.on_epoch_trained(state)
             if x_val is not None:
                 logs["val_loss"], logs["val_accuracy"] = evaluate_tensors(
-                    state.eval_model or forward, x_val, y_val, config.eval_batch_size, amp)
+                    state.eval_model or forward, x_val, y_val, runtime.eval_batch_size, amp)
             logs["epoch_time"] = time.perf_counter() - started
             state.history.append(logs)
             state.epoch += 1
@@ -206,10 +210,9 @@ def _training_tensors(x, y, config: TrainConfig, validation_data, device, bf16_i
         x_t, y_t, x_val, y_val = split_validation(x_t, y_t, config.val_split, config.seed)
     elif validation_data is not None:
         x_val, y_val = to_input_tensor(validation_data[0], device), to_label_tensor(validation_data[1], device)
-    if config.synthetic_fonts:  # after the split: validation stays the dataset's own images
-        from digitlab.train.mix import mix_font_digits
-
-        x_t, y_t = mix_font_digits(x_t, y_t, config.synthetic_fonts, config.seed)
+    fonts = config.augmentation.synthetic_fonts
+    if fonts:  # after the split: validation stays the dataset's own images
+        x_t, y_t = mix_font_digits(x_t, y_t, fonts, config.seed)
     if (config.early_stopping or config.keep_best) and x_val is None:
         raise ConfigError("early stopping and keep-best need validation data: set --val-split N (e.g. 5000)")
     return x_t, y_t, x_val, y_val
@@ -220,7 +223,7 @@ def _fused_step(state: TrainState, augment, verbose: bool, bf16: bool):
     faster); None when this run needs the general loop."""
     config = state.config
     reason = unsupported_reason(state.model, config, state.device, augmenting=augment is not None,
-                                distilling=bool(config.teacher))
+                                distilling=bool(config.regularisation.teacher))
     if reason is not None:
         return None
     fused = FusedMLPStep(state.model, state.optimizer, config, bf16=bf16, x=state.x_train)
@@ -261,7 +264,7 @@ def _train_one_epoch(state: TrainState, forward, augment, cbs: CallbackList) -> 
             xb = augment(xb, state.generator)
         with torch.autocast(state.device.type, dtype=torch.bfloat16, enabled=state.amp):
             logits = forward(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.regularisation.label_smoothing)
             loss = cbs.on_loss(state, logits, loss, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,6 +1,11 @@
-"""Font-rendered digits mixed into the training tensors (TrainConfig.synthetic_fonts)."""
+"""Font-rendered digits mixed into the training tensors (AugmentationConfig.synthetic_fonts)."""
 
 from __future__ import annotations
+
+import torch
+
+from digitlab.data.synthetic import font_digits
+from digitlab.train.tensors import to_input_tensor, to_label_tensor
 
 
 def mix_font_digits(x_t, y_t, n: int, seed: int):
@@ -9,11 +14,6 @@ def mix_font_digits(x_t, y_t, n: int, seed: int):
     x_t: float (N, 1, 28, 28) in [0, 1] on the training device (any dtype, memory format kept);
     y_t: int64 (N,). The digits are drawn from `seed`; the loop shuffles them in with the rest.
     """
-    import torch
-
-    from digitlab.data.synthetic import font_digits
-    from digitlab.train.tensors import to_input_tensor, to_label_tensor
-
     if n <= 0:
         return x_t, y_t
     images, labels = font_digits(n, seed=seed, split="train")

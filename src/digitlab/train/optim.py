@@ -9,30 +9,30 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from digitlab.train.config import TrainConfig
+from digitlab.train.rmsprop import KerasRMSprop
 
 
 def make_optimizer(params, config: TrainConfig):
-    import torch
-
-    lr, wd = config.learning_rate, config.weight_decay
+    opt = config.optimizer
+    lr, wd = opt.learning_rate, opt.weight_decay
     params = list(params)
-    if config.optimizer == "rmsprop":
-        from digitlab.train.rmsprop import KerasRMSprop
-
-        return KerasRMSprop(params, lr=lr, rho=config.rho, eps=config.eps, weight_decay=wd)
+    if opt.name == "rmsprop":
+        return KerasRMSprop(params, lr=lr, rho=opt.rho, eps=opt.eps, weight_decay=wd)
     # torch's fused kernels (CPU and CUDA, torch >= 2.4) update every tensor in one pass: the `fast`
     # convnet's SGD step takes 42 us against 120 us for the foreach one (2 threads), with the same
     # result up to float rounding (1e-8 after 2 epochs). Elsewhere (MPS) the foreach implementation.
     kernel = {"fused": True} if all(p.device.type in ("cpu", "cuda") for p in params) else {"foreach": True}
-    betas = (config.beta1, config.beta2)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=config.eps, weight_decay=wd, **kernel)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=betas, eps=config.eps, weight_decay=wd, **kernel)
+    betas = (opt.beta1, opt.beta2)
+    if opt.name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=opt.eps, weight_decay=wd, **kernel)
+    if opt.name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, eps=opt.eps, weight_decay=wd, **kernel)
     # sgd: Nesterov momentum is the usual choice for convnets.
     return torch.optim.SGD(
-        params, lr=lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0,
+        params, lr=lr, momentum=opt.momentum, nesterov=opt.nesterov and opt.momentum > 0,
         weight_decay=wd, **kernel,
     )
 
@@ -63,13 +63,10 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str, dec
 
 def make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
     """A per-step LambdaLR; its state (last_epoch) is all a resumed run needs."""
-    import torch
-
     total = config.epochs * steps_per_epoch
-    warmup = int(round(config.warmup_epochs * steps_per_epoch))
-    schedule = config.schedule
-    decay_per_step = config.lr_decay ** (1.0 / steps_per_epoch)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Factor(total, warmup, schedule, decay_per_step))
+    warmup = int(round(config.schedule.warmup_epochs * steps_per_epoch))
+    decay_per_step = config.schedule.lr_decay ** (1.0 / steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Factor(total, warmup, config.schedule.name, decay_per_step))
 
 
 class _Factor:

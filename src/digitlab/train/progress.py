@@ -12,6 +12,9 @@ from __future__ import annotations
 import sys
 import time
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from digitlab.train.callbacks import Callback
 
 
@@ -74,14 +77,10 @@ class LiveBar(Callback):
         self.interval = interval
 
     def on_train_begin(self, state):
-        from rich.console import Console
-
         self.console = Console(stderr=True)
         self.console.print(header(state), highlight=False)
 
     def on_epoch_begin(self, state):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         self.progress = Progress(
             TextColumn(f"Epoch {state.epoch + 1}/{state.config.epochs}"),
             BarColumn(),

@@ -97,7 +97,7 @@ def write_cv_outputs(result, x: np.ndarray, y: np.ndarray, *, classes=None, data
         "fold_details": [{"fold": f.fold + 1, "accuracy": f.accuracy, "loss": f.loss, "pid": f.pid,
                           "node_id": f.node_id, "train_time_s": f.train_time_s} for f in result.folds],
         "overfitting": diag["overfitting"],
-        "environment": environment(str(resolve_device(result.config.device))),
+        "environment": environment(str(resolve_device(result.config.runtime.device))),
         **(extra or {}),
     })
     k = len(result.folds)

@@ -23,7 +23,7 @@ from digitlab.evaluate.temperature import apply_temperature, calibration_stats, 
 from digitlab.files import ensure_dir, read_json, write_bytes, write_json
 from digitlab.models.storage import load_model, pretrained_path, resolve_model_files
 from digitlab.train.augment import make_augment
-from digitlab.train.config import TrainConfig
+from digitlab.train.config import TrainConfig, flatten_settings
 from digitlab.train.predict import predict_logits
 from digitlab.train.tensors import split_validation, to_input_tensor
 
@@ -119,8 +119,9 @@ def _dataset(data, trained_on: str | None, data_dir, download: bool) -> Dataset:
 def fitting_set(data: Dataset, train_config: dict, on: str = "auto", images: int = 10_000, seed: int = 0):
     """(images float32 (N, 1, 28, 28) in [0, 1], int labels (N,), description) the model did not train on.
 
-    train_config: the model's saved TrainConfig as a dict (its val_split, seed and augmentation).
+    train_config: the model's saved TrainConfig as a dict, nested or flat (its val_split, seed and augmentation).
     """
+    train_config = flatten_settings(train_config)
     val_split = int(train_config.get("val_split") or 0)
     augment = train_config.get("augment") or "none"
     if on == "auto":

@@ -29,7 +29,8 @@ def resolve_config(preset: str | None = None, model: str | None = None, *, model
 
     preset: a name from digitlab.train.presets (None = none). model: overrides the preset's model; a
     different model drops the preset's architecture arguments, which belong to its own model.
-    model_kwargs: architecture arguments over those. settings: TrainConfig fields over the preset's
+    model_kwargs: architecture arguments over those. settings: flat TrainConfig names (`lr`, `augment`, ...;
+    see digitlab.train.config.FLAT_NAMES) over the preset's
     (None values are ignored, so unset command-line flags can be passed as they are). augment_options:
     augmentation strengths over the preset's, key by key.
     """
@@ -54,4 +55,4 @@ def resolve_config(preset: str | None = None, model: str | None = None, *, model
             resolve_model_files(teacher)
         except ModelError as exc:
             raise ModelError(f"--teacher: {exc}") from None
-    return name, kwargs, TrainConfig.from_dict(values)
+    return name, kwargs, TrainConfig.from_flat(**values)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from digitlab.data.describe import describe
 from digitlab.evaluate.article import ARTICLE, WHY_FRESH_IS_LOWER
 from digitlab.evaluate.diagnostics import overfitting_readout
-from digitlab.train.config import TrainConfig
+from digitlab.train.config import FLAT_NAMES, TrainConfig, flatten_settings
 from digitlab.train.history import History
 from digitlab.viz.diagnostics import cv_boxplot_figure
 from digitlab.viz.samples import sample_grid_figure
@@ -109,26 +107,23 @@ def config(ctx) -> str:
     return H.columns(H.table(["run", "value"], rows), H.table(["training setting", "value"], settings) + note)
 
 
-ALWAYS_SHOWN = ("epochs", "batch_size", "optimizer", "lr", "seed")
+ALWAYS_SHOWN = ("epochs", "batch_size", "optimizer", "lr", "seed")  # flat names (TrainConfig.from_flat)
 
 
 def settings_used(conf: dict) -> dict:
     """The recorded settings worth a row: the few that define any run, and those not at their default.
 
-    Nested groups flatten to dotted names ("optimizer.lr"); a setting TrainConfig no longer has is shown.
+    conf: a saved TrainConfig, nested or flat. Rows are named as model.json nests them ("optimizer.lr");
+    a setting TrainConfig no longer has is shown as recorded.
     """
-
-    def flat(d, prefix=""):
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v and k != "augment_options"
-                       else {f"{prefix}{k}": v})
-        return out
-
-    defaults = flat(asdict(TrainConfig()))
+    defaults = TrainConfig().to_flat()
     missing = object()
-    return {k: v for k, v in flat(conf).items()
-            if k.rsplit(".", 1)[-1] in ALWAYS_SHOWN or defaults.get(k, missing) != v}
+    rows = {}
+    for name, value in flatten_settings(conf).items():
+        if name in ALWAYS_SHOWN or defaults.get(name, missing) != value:
+            group, key = FLAT_NAMES.get(name, (None, name))
+            rows[name if group is None else f"{group}.{key}"] = value
+    return rows
 
 
 def data_description(ctx) -> str:

@@ -54,8 +54,8 @@ def reproduce_article(data, output, *, with_leaky: bool = True, folds: int = 5, 
                                    title="The first 9 training images"), out / "samples.png")
     lap("describe and samples")
 
-    config = TrainConfig(epochs=epochs, batch_size=128, optimizer="rmsprop", seed=seed, device=device,
-                         threads=threads)
+    config = TrainConfig.from_flat(epochs=epochs, batch_size=128, optimizer="rmsprop", seed=seed, device=device,
+                                   threads=threads)
     log(f"\nTraining the article's {ARTICLE_MODEL}: rmsprop, {epochs} epochs, batch 128, test set as validation")
     run = train_run(ARTICLE_MODEL, config, data, out / "train", validate_on_test=True, preset="article",
                     verbose=verbose)

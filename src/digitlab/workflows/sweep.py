@@ -3,7 +3,7 @@
 Optuna chooses the settings (GridSampler for `grid`, RandomSampler for `random`, TPESampler for `tpe`)
 and runs the trials; each trial calls `cross_validate` with the given executor, so with the
 RayExecutor a trial's folds are Ray tasks and the data sit in the object store once for the whole
-sweep. Parameters are TrainConfig fields (`lr`, `batch_size`, `optimizer`, ...) or model arguments
+sweep. Parameters are TrainConfig's flat names (`lr`, `batch_size`, `optimizer`, ...) or model arguments
 (`model.dropout`); their values are typed from the field or the model factory's default.
 
 Outputs (`write_sweep_outputs`): sweep.csv (one row per trial, best first), best.json (the best
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +27,7 @@ from digitlab.evaluate.crossval import LocalExecutor, cross_validate
 from digitlab.files import ensure_dir, save_figure, write_csv, write_json
 from digitlab.models.registry import default_kwargs
 from digitlab.provenance import environment
-from digitlab.train.config import TrainConfig
+from digitlab.train.config import FLAT_NAMES, TrainConfig, flat_field
 
 SEARCHES = ("grid", "random", "tpe")
 MODEL_PREFIX = "model."
@@ -37,7 +37,7 @@ NOT_SWEEPABLE = ("device", "threads", "augment_options")
 
 
 def sweepable_names(model_name: str) -> list[str]:
-    config_names = [f.name for f in fields(TrainConfig) if f.name not in NOT_SWEEPABLE]
+    config_names = [name for name in FLAT_NAMES if name not in NOT_SWEEPABLE]
     return sorted(config_names) + sorted(MODEL_PREFIX + k for k in default_kwargs(model_name))
 
 
@@ -58,7 +58,7 @@ def _parse_value(text: str, kind: str, name: str):
 
 
 def _kind_of_config_field(name: str) -> str:
-    annotation = str(next(f.type for f in fields(TrainConfig) if f.name == name))
+    annotation = str(flat_field(name).type)
     for kind in ("bool", "int", "float"):  # "float | None" -> float
         if kind in annotation.split(" | "):
             return kind

@@ -67,8 +67,8 @@ def train_run(
     if validate_on_test and config.val_split:
         validate_on_test = False  # a carved validation split takes precedence
     teacher = None
-    if config.teacher:
-        teacher = teacher_provenance(config.teacher, dataset=data.name)  # checked before any training
+    if config.regularisation.teacher:
+        teacher = teacher_provenance(config.regularisation.teacher, dataset=data.name)  # checked before any training
     started = time.perf_counter()
     history = fit(
         model, data.x_train, data.y_train, config,
@@ -77,7 +77,7 @@ def train_run(
     )
     train_time = time.perf_counter() - started
     test = evaluate(model, data.x_test, data.y_test, classes=data.classes)
-    device = resolve_device(config.device)
+    device = resolve_device(config.runtime.device)
     metrics = {
         "dataset": data.name,
         "model": model_name,

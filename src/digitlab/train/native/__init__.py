@@ -24,6 +24,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch  # noqa: F401  (loaded before the kernels: they must bind to the OpenMP runtime torch loaded)
+
+from digitlab.data.locate import cache_root
+
 SOURCE = Path(__file__).with_name("mlp_step.c")
 ENV_SWITCH = "DIGITLAB_NATIVE"
 # Tried in order: OpenMP (the kernels share torch's threads), then without (one thread), each first for
@@ -80,8 +84,6 @@ def mlp_kernels() -> MLPKernels | None:
         return None
     if _loaded is not None:
         return _loaded
-    import torch  # noqa: F401  (first: the kernels must bind to the OpenMP runtime torch loaded)
-
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not compiler:
         _status, _missing = "no C compiler found (install one, or set CC); the fused step runs on torch ops", True
@@ -117,8 +119,6 @@ def _load(compiler: str, flags: list) -> MLPKernels:
 
 
 def _cache_path(compiler: str, flags: list) -> Path:
-    from digitlab.data.locate import cache_root
-
     found = shutil.which(compiler) or compiler
     try:
         compiler_id = f"{os.path.realpath(found)}:{os.stat(found).st_mtime_ns}"
