@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from digitlab.data.idx import encode_idx
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -56,6 +59,19 @@ def tiny_digits():
     for i, k in enumerate(y):
         x[i, 2 * k + 4 : 2 * k + 7, 4:24] = 255
     return x, y.astype(np.int64)
+
+
+@pytest.fixture
+def tiny_data_dir(tmp_path, tiny_digits):
+    """A data folder for --data-dir: tiny_digits as the four gzipped MNIST IDX files (500 train, 100 test)."""
+    x, y = tiny_digits
+    folder = tmp_path / "tiny-data"
+    folder.mkdir()
+    parts = {"train-images-idx3-ubyte": x[:500], "train-labels-idx1-ubyte": y[:500].astype(np.uint8),
+             "t10k-images-idx3-ubyte": x[500:], "t10k-labels-idx1-ubyte": y[500:].astype(np.uint8)}
+    for name, array in parts.items():
+        (folder / f"{name}.gz").write_bytes(gzip.compress(encode_idx(array)))
+    return folder
 
 
 # Tests that need the real MNIST, a server, a browser or a Ray cluster are slow by nature:

@@ -7,31 +7,16 @@ line (the data is never loaded); --overwrite replaces a run, and the old run's s
 from __future__ import annotations
 
 import errno
-import gzip
 import json
 import tempfile
 
-import numpy as np
 import pytest
 
 from digitlab.cli.main import main
-from digitlab.data.idx import encode_idx
 from digitlab.models.storage import load_model
 
 TINY = ["--model", "mlp", "--model-arg", "hidden=16", "--epochs", "1", "--batch-size", "64", "--device", "cpu",
         "--threads", "1"]
-
-
-@pytest.fixture
-def data_dir(tmp_path, tiny_digits):
-    x, y = tiny_digits
-    folder = tmp_path / "data"
-    folder.mkdir()
-    parts = {"train-images-idx3-ubyte": x[:500], "train-labels-idx1-ubyte": y[:500].astype(np.uint8),
-             "t10k-images-idx3-ubyte": x[500:], "t10k-labels-idx1-ubyte": y[500:].astype(np.uint8)}
-    for name, array in parts.items():
-        (folder / f"{name}.gz").write_bytes(gzip.compress(encode_idx(array)))
-    return folder
 
 
 @pytest.fixture
@@ -92,15 +77,15 @@ def test_read_only_output_fails_before_any_work(tmp_path, capsys, no_work, monke
     _one_line_error(capsys, code, "cannot write", "read-only", "choose a writable output folder")
 
 
-def test_train_overwrite_replaces_the_run_and_drops_its_stale_files(tmp_path, data_dir, capsys):
+def test_train_overwrite_replaces_the_run_and_drops_its_stale_files(tmp_path, tiny_data_dir, capsys):
     out = tmp_path / "run"
-    assert main(["train", *TINY, "--data-dir", str(data_dir), "-o", str(out)]) == 0
+    assert main(["train", *TINY, "--data-dir", str(tiny_data_dir), "-o", str(out)]) == 0
     (out / "report.html").write_text("a report of the old run")
     old_sha = json.loads((out / "model.json").read_text())["weights_sha256"]
     capsys.readouterr()
-    code = main(["train", *TINY, "--seed", "7", "--data-dir", str(data_dir), "-o", str(out)])
+    code = main(["train", *TINY, "--seed", "7", "--data-dir", str(tiny_data_dir), "-o", str(out)])
     _one_line_error(capsys, code, "already holds a run", "--overwrite", "--resume")
-    assert main(["train", *TINY, "--seed", "7", "--data-dir", str(data_dir), "-o", str(out), "--overwrite"]) == 0
+    assert main(["train", *TINY, "--seed", "7", "--data-dir", str(tiny_data_dir), "-o", str(out), "--overwrite"]) == 0
     assert not (out / "report.html").exists()
     assert json.loads((out / "model.json").read_text())["weights_sha256"] != old_sha
     assert load_model(out).digitlab_meta["seed"] == 7

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from digitlab.data.idx import encode_idx
 
 # Each test starts `python -m digitlab` (torch import, training): 6-20 s apiece on a laptop CPU.
 pytestmark = pytest.mark.slow
@@ -21,18 +18,6 @@ def run(*args, env=None):
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "digitlab", *args], capture_output=True, text=True,
                           timeout=300, env=full_env)
-
-
-@pytest.fixture
-def tiny_data_dir(tmp_path, tiny_digits):
-    x, y = tiny_digits
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    parts = {"train-images-idx3-ubyte": x[:500], "train-labels-idx1-ubyte": y[:500].astype(np.uint8),
-             "t10k-images-idx3-ubyte": x[500:], "t10k-labels-idx1-ubyte": y[500:].astype(np.uint8)}
-    for name, array in parts.items():
-        (folder / f"{name}.gz").write_bytes(gzip.compress(encode_idx(array)))
-    return folder
 
 
 def test_train_then_evaluate_end_to_end(tiny_data_dir, tmp_path):

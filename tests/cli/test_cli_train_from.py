@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-
-from digitlab.data.idx import encode_idx
 
 
 def run(*args):
     return subprocess.run([sys.executable, "-m", "digitlab", *args], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-
-
-@pytest.fixture
-def tiny_data_dir(tmp_path, tiny_digits):
-    x, y = tiny_digits
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    parts = {"train-images-idx3-ubyte": x[:500], "train-labels-idx1-ubyte": y[:500].astype(np.uint8),
-             "t10k-images-idx3-ubyte": x[500:], "t10k-labels-idx1-ubyte": y[500:].astype(np.uint8)}
-    for name, array in parts.items():
-        (folder / f"{name}.gz").write_bytes(gzip.compress(encode_idx(array)))
-    return folder
 
 
 def test_from_a_run_keeps_its_architecture_and_records_its_weights(tiny_data_dir, tmp_path):
@@ -45,7 +29,7 @@ def test_from_a_run_keeps_its_architecture_and_records_its_weights(tiny_data_dir
     assert meta["started_from"]["spec"] == str(base)
     assert meta["started_from"]["weights_sha256"] == base_meta["weights_sha256"]
     assert meta["weights_sha256"] != base_meta["weights_sha256"]  # it trained
-    assert meta["train_config"]["synthetic_fonts"] == 30
+    assert meta["train_config"]["augmentation"]["synthetic_fonts"] == 30
 
 
 @pytest.mark.parametrize("args,message", [

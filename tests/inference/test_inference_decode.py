@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from digitlab.errors import ImageError
-from digitlab.inference.decode import array_to_image, load_image
+from digitlab.inference.decode import array_to_image, header_pixels, load_image
 from digitlab.inference.preprocess import to_grey
 from inference_helpers import encode, png_header_only, ring_digit
 
@@ -153,6 +153,7 @@ def test_eps_sent_as_png_is_refused_without_running_ghostscript(tmp_path, monkey
         with pytest.raises(ImageError) as exc:
             load_image(data)
         assert "EPS" in one_line(exc) and "PNG, JPEG" in str(exc.value)
+        assert header_pixels(data) == 0  # the server reads the header before it decodes
     assert not marker.exists()
 
 

@@ -112,6 +112,23 @@ class _Context:
         return png_file(folder, f"{name}.png") or self._diag_figs.get(name)
 
 
+# The report's sections in page order: (anchor, heading, the function that renders it from the run's context).
+SECTIONS = (
+    ("overview", "Overview", S.overview),
+    ("config", "Configuration", S.config),
+    ("data", "Data", S.data_description),
+    ("samples", "Sample images", S.samples),
+    ("curves", "Learning curves", S.curves),
+    ("overfitting", "Overfitting read-out", S.overfitting),
+    ("cv", "Cross-validation", S.cross_validation),
+    ("confusion", "Confusion matrix", S.confusion),
+    ("misclassified", "Misclassified images", S.misclassified),
+    ("per-class", "Per-class precision, recall and F1", S.per_class),
+    ("timings", "Timings", S.timings),
+    ("versions", "Versions and environment", S.versions),
+)
+
+
 def build_report(run_dir, data_loader: Callable | None = None) -> str:
     """The HTML text of the report for `run_dir`.
 
@@ -119,20 +136,7 @@ def build_report(run_dir, data_loader: Callable | None = None) -> str:
     sample grid, test-set diagnostics of a plain train folder); its DigitlabError becomes a note.
     """
     ctx = _Context(inspect_run(run_dir), data_loader)
-    sections = [
-        ("overview", "Overview", S.overview(ctx)),
-        ("config", "Configuration", S.config(ctx)),
-        ("data", "Data", S.data_description(ctx)),
-        ("samples", "Sample images", S.samples(ctx)),
-        ("curves", "Learning curves", S.curves(ctx)),
-        ("overfitting", "Overfitting read-out", S.overfitting(ctx)),
-        ("cv", "Cross-validation", S.cross_validation(ctx)),
-        ("confusion", "Confusion matrix", S.confusion(ctx)),
-        ("misclassified", "Misclassified images", S.misclassified(ctx)),
-        ("per-class", "Per-class precision, recall and F1", S.per_class(ctx)),
-        ("timings", "Timings", S.timings(ctx)),
-        ("versions", "Versions and environment", S.versions(ctx)),
-    ]
+    sections = [(anchor, title, render(ctx)) for anchor, title, render in SECTIONS]
     kind = {"train": "training run", "cv": "cross-validation run", "reproduce": "the article, reproduced"}
     title = f"digitlab report: {kind[ctx.run.kind]}"
     subtitle = f"{ctx.run.root.resolve()} - dataset {ctx.dataset}"
