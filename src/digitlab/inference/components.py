@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 SPECK = 0.01        # a component under 1% of the largest one's area is a speck (noise, dust)
 NEAR = 0.25         # a piece within 25% of the digit's size from it belongs to it (a broken stroke)
@@ -33,8 +34,6 @@ class Components:
 
 def label_components(mask: np.ndarray) -> Components:
     """8-connected components of a bool mask (diagonal pixels of a thin stroke stay together)."""
-    from scipy import ndimage
-
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         return Components(np.zeros((0, 0), np.int32), np.zeros(0, np.int64), np.zeros((0, 4), np.int64),

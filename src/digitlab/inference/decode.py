@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from digitlab.errors import ImageError
 from digitlab.inference.limits import DECODE_MAX_SIDE, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS  # noqa: F401
@@ -45,8 +46,6 @@ def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAU
     fully loaded, so a truncated file fails here, not later, and reduced to `max_side` on its longer
     side (None: kept at full size); `decoded_scale(image)` says by how much. Raises ImageError.
     """
-    from PIL import Image
-
     if isinstance(src, Image.Image):
         _check_pixels(src.size, max_pixels)
         image, note = _first_frame(src)
@@ -110,8 +109,6 @@ def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: i
                  max_side: int | None = DECODE_MAX_SIDE):
     """(PIL.Image, note) from the encoded bytes of a PNG, JPEG, BMP, GIF, TIFF or WebP file; any
     failure of the decoder is an ImageError."""
-    from PIL import Image, UnidentifiedImageError
-
     if not data:
         raise ImageError(f"the file is empty (0 bytes): give a {FORMATS_TEXT} image")
     if len(data) > max_bytes:
@@ -134,8 +131,6 @@ def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: i
 
 def open_image(data: bytes):
     """Pillow's lazy open of `data` (the header only), restricted to DECODED_FORMATS."""
-    from PIL import Image
-
     with warnings.catch_warnings():
         # Pillow warns (and past 2x its own limit, raises) about big images; our limit decides.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -144,8 +139,6 @@ def open_image(data: bytes):
 
 def header_pixels(data: bytes) -> int:
     """width * height from the image header alone (0 when there is no readable header)."""
-    from PIL import Image
-
     try:
         with open_image(data) as image:
             return image.width * image.height
@@ -205,8 +198,6 @@ def reduce_image(image, max_side: int | None = DECODE_MAX_SIDE):
     """`image` in a mode the preprocessing reads, reduced by area averaging so that its longer side is
     at most `max_side` (as the preprocessing would, only sooner); the EXIF orientation is kept, and
     image.info[SCALE_KEY] records the factor. The same image when nothing needed changing."""
-    from PIL import Image
-
     original = image
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -231,8 +222,6 @@ def reduce_image(image, max_side: int | None = DECODE_MAX_SIDE):
 def _reduce_in_bands(image, factor: int, rows: int = 64):
     """image.reduce(factor), a band of rows at a time: Pillow premultiplies the alpha of the image it
     reduces, and a full-size premultiplied copy would double the memory of a big transparent image."""
-    from PIL import Image
-
     out = Image.new(image.mode, (-(-image.width // factor), -(-image.height // factor)))
     step = rows * factor
     for top in range(0, image.height, step):
@@ -249,8 +238,6 @@ def decoded_scale(image) -> float:
 
 def _keep_orientation(source, small) -> None:
     """Copy the EXIF orientation onto the reduced copy (a TIFF keeps it in tags a copy does not have)."""
-    from PIL import ExifTags
-
     orientation = source.getexif().get(ExifTags.Base.Orientation)
     if orientation and small.getexif().get(ExifTags.Base.Orientation) != orientation:
         exif = small.getexif()
@@ -298,8 +285,6 @@ def array_to_image(array: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS):
     (0-65535), bool, or float in [0, 1] (floats above 1, up to 255, are read as 0-255 grey levels).
     Polarity does not matter: preprocessing detects it.
     """
-    from PIL import Image
-
     arr = np.asarray(array)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]

@@ -11,6 +11,8 @@ Arrays are float32 (H, W) in [0, 1], ink high.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
+from scipy import ndimage
 
 DIGIT_BOX = 20       # MNIST: the ink's longer side
 FIELD = 28           # MNIST: the image size
@@ -71,8 +73,6 @@ def thicken_thin_strokes(crop: np.ndarray, crop_mask: np.ndarray, target: int = 
     trained on 2-3 px strokes reads poorly. Strokes are grown (anti-aliased, via the distance to the
     ink) to MNIST's median width; the crop grows by the same radius on every side. Others pass as is.
     """
-    from scipy import ndimage
-
     scale = target / max(crop.shape)
     width = stroke_width(crop, crop_mask)
     if width * scale >= THIN_STROKE:
@@ -88,8 +88,6 @@ def thicken_thin_strokes(crop: np.ndarray, crop_mask: np.ndarray, target: int = 
 
 def resize_longer_side(crop: np.ndarray, target: int = DIGIT_BOX) -> np.ndarray:
     """Step 7: scale so the longer side is `target` px, aspect kept; area averaging when shrinking."""
-    from PIL import Image
-
     h, w = crop.shape
     scale = target / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

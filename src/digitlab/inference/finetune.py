@@ -22,6 +22,8 @@ import numpy as np
 from digitlab.errors import ConfigError, ImageError
 
 
+# `digitlab --help` imports this module for FinetuneSettings' defaults, so the functions below import
+# torch (through evaluate and train) and PIL (through folder) where they run, not here.
 @dataclass(frozen=True)
 class FinetuneSettings:
     """holdout: share of each label's images kept out of training to measure the gain (a label with
@@ -60,7 +62,7 @@ class UserDigits:
 def read_user_digits(rec, root) -> UserDigits:
     """The single-digit images of the ImageFolder `root`, prepared by `rec` (a Recognizer) as `predict`
     prepares them. Raises ConfigError when no image could be used."""
-    from digitlab.inference.folder import list_image_folder
+    from digitlab.inference.folder import list_image_folder  # lazy: start-up, see FinetuneSettings
 
     listing = list_image_folder(root)
     index = {name: i for i, name in enumerate(rec.classes)}
@@ -115,7 +117,7 @@ def mix_with_mnist(x_user, y_user, x_mnist, y_mnist, settings: FinetuneSettings)
 
 
 def _accuracy(model, x, y) -> float | None:
-    from digitlab.evaluate.metrics import predict_proba
+    from digitlab.evaluate.metrics import predict_proba  # lazy: start-up, see FinetuneSettings
 
     if len(x) == 0:
         return None
@@ -136,8 +138,8 @@ def finetune(model, user: UserDigits, mnist, config, settings: FinetuneSettings 
 
     config: the TrainConfig of the fine-tuning fit (its seed drives the shuffling; settings.seed the
     split and the mix)."""
-    from digitlab.evaluate.metrics import evaluate
-    from digitlab.train.loop import fit
+    from digitlab.evaluate.metrics import evaluate  # lazy: start-up, see FinetuneSettings
+    from digitlab.train.loop import fit  # lazy: start-up, see FinetuneSettings
 
     settings = settings or FinetuneSettings()
     train_idx, held_idx = holdout_split(user.y, settings.holdout, settings.seed)

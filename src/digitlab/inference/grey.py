@@ -4,14 +4,13 @@ mode -> a float grey array, upright, without transparency, at a capped working s
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageChops, ImageOps, ImageStat
 
 WORK_SIZE = 1024     # longer side of the working image; a 20 px digit needs far less than this
 
 
 def apply_exif_orientation(image):
     """Step 1: rotate/flip as the camera's EXIF Orientation tag says (a no-op without one)."""
-    from PIL import ImageOps
-
     return ImageOps.exif_transpose(image)
 
 
@@ -23,8 +22,6 @@ def flatten_alpha(image):
     transparent image comes back grey (mode L): the next step makes everything grey anyway.
     Pillow's uint8 operations throughout (4x cheaper than float arrays on a 400x400 RGBA).
     """
-    from PIL import Image, ImageChops, ImageStat
-
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode not in ("RGBA", "RGBa", "LA", "La", "PA"):
@@ -47,8 +44,6 @@ def to_grey(image, max_side: int = WORK_SIZE) -> tuple[np.ndarray, float]:
     through RGB, palettes are expanded. Images longer than `max_side` are reduced by area averaging;
     `scale` is the factor applied (1.0 when none).
     """
-    from PIL import Image
-
     if image.mode.startswith("I;16") or image.mode in ("I", "F"):
         arr = np.asarray(image, dtype=np.float32)
         top = 65535.0 if image.mode.startswith("I;16") or arr.max() > 255 else 255.0

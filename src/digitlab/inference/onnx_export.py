@@ -20,12 +20,15 @@ import contextlib
 import io
 import json
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from digitlab import __version__
+from digitlab.data.dataset import load_dataset
 from digitlab.errors import ConfigError, DataError, ModelError, require
 from digitlab.files import atomic_path
 
@@ -41,8 +44,6 @@ INT8_AGREEMENT = 0.995     # int8: top-1 agreement with torch on the parity imag
 def parity_images(n: int = PARITY_IMAGES, require_mnist: bool = False) -> tuple[np.ndarray, str]:
     """(float32 (n, 28, 28) in [0, 1], description): MNIST test images, or seeded random ones
     (with a description that says so) when MNIST is not available locally and not `require_mnist`."""
-    from digitlab.data.dataset import load_dataset
-
     try:
         data = load_dataset("mnist", download=False)
         return data.x_test[:n].astype(np.float32) / 255.0, f"{n} MNIST test images"
@@ -70,8 +71,7 @@ def export_onnx(model, path: str | Path, *, check: bool = True, parity_n: int = 
     """
     require("onnx", "onnx")
     require("onnxruntime", "onnx")
-    import onnx
-    import torch
+    import onnx  # lazy: the optional [onnx] extra
 
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ConfigError(f"unknown quantization {quantize!r}: choose {', '.join(QUANTIZATIONS)}")
@@ -150,8 +150,6 @@ def _scalar_metrics(metrics: dict) -> dict:
 def max_abs_diff(wrapped_torch, onnx_path: str, x28: np.ndarray, batch: int = 500, with_agreement: bool = False):
     """Max abs difference between torch's and ONNX Runtime's softmax on (N, 28, 28) images; with
     `with_agreement`, (difference, fraction of images where both give the same top class)."""
-    import torch
-
     session = OnnxBackend(onnx_path)
     worst, same = 0.0, 0
     with torch.no_grad():
@@ -165,8 +163,6 @@ def max_abs_diff(wrapped_torch, onnx_path: str, x28: np.ndarray, batch: int = 50
 
 def calibration_images(n: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
     """float32 (n, 28, 28) in [0, 1]: a seeded draw of MNIST training images (never test images)."""
-    from digitlab.data.dataset import load_dataset
-
     try:
         data = load_dataset("mnist", download=False)
     except DataError as exc:
@@ -179,10 +175,8 @@ def quantize_int8(proto, calibration: np.ndarray, batch: int = 100):
     """A float32 ModelProto -> its static int8 version (ONNX Runtime, QDQ format): int8 per-channel
     weights, uint8 activations with min/max ranges measured on `calibration` (N, 28, 28); the last
     layer and the softmax stay float32."""
-    import tempfile
-
-    import onnx
-    from onnxruntime import quantization as q
+    import onnx  # lazy: the optional [onnx] extra
+    from onnxruntime import quantization as q  # lazy: the optional [onnx] extra
 
     class Reader(q.CalibrationDataReader):
         def __init__(self):
@@ -246,8 +240,6 @@ class OnnxBackend:
 
 def exported_session(model) -> OnnxBackend:
     """Export `model` to a temporary file (parity-checked), load it, and delete the file."""
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="digitlab-onnx-") as folder:
         path = Path(folder) / "model.onnx"
         export_onnx(model, path, check=True)

@@ -14,16 +14,29 @@ rest go on; a single input that cannot be read raises ImageError naming the prob
 from __future__ import annotations
 
 import base64
+import copy
 import io
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from PIL import Image
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from digitlab import __version__
-from digitlab.errors import ConfigError, ImageError
+from digitlab.errors import ConfigError, ImageError, ModelError
+from digitlab.evaluate.temperature import apply_temperature
 from digitlab.inference.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decoded_scale, load_image
+from digitlab.inference.digit_score import box_of
+from digitlab.inference.onnx_export import OnnxBackend, exported_session
+from digitlab.inference.preprocess import digit_to_28, extract_digit, extract_ink
+from digitlab.inference.segment import Segment, is_one_digit, segment_line
+from digitlab.models.storage import load_model, pretrained_path
+from digitlab.train.predict import predict_logits
 
 RUNTIMES = ("torch", "onnx")
 BATCH = 1024  # images per model call
@@ -41,8 +54,6 @@ def default_min_confidence(temperature: float) -> float:
 
 
 def _png_base64(image28: np.ndarray) -> str:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.rint(np.clip(image28, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -131,18 +142,12 @@ class TorchBackend:
         self.fast = _inference_copy(model, self.channels_last) if device == "cpu" else model
 
     def __call__(self, x28: np.ndarray) -> np.ndarray:
-        import torch
-
-        from digitlab.train.predict import predict_logits
-
         x = np.ascontiguousarray(x28, dtype=np.float32).reshape(-1, 1, 28, 28)
         logits = predict_logits(self.fast, x, device=self.device, channels_last=self.channels_last)
         return torch.softmax(logits, dim=1).cpu().numpy()
 
 
 def _is_convnet(model) -> bool:
-    import torch
-
     return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
 
@@ -150,11 +155,6 @@ def _inference_copy(model, channels_last: bool):
     """An eval-mode copy with each Conv2d -> BatchNorm2d pair of an nn.Sequential folded into one
     convolution (channels-last for convnets); other models, and a model in training mode, run as
     they are."""
-    import copy
-
-    import torch
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     if model.training or not isinstance(model, torch.nn.Sequential):
         return model
     fast = copy.deepcopy(model)
@@ -202,14 +202,11 @@ class Recognizer:
             raise ConfigError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         if model is not None and Path(model).suffix.lower() == ".onnx":
             return cls._load_onnx_file(Path(model), min_confidence, max_pixels)
-        from digitlab.models.storage import load_model, pretrained_path
 
         torch_model = load_model(model, device="cpu" if runtime == "onnx" else device)
         meta = torch_model.digitlab_meta
         source = Path(model) if model is not None else pretrained_path()
         if runtime == "onnx":
-            from digitlab.inference.onnx_export import exported_session
-
             backend = exported_session(torch_model)
         else:
             backend = TorchBackend(torch_model, device)
@@ -230,11 +227,6 @@ class Recognizer:
 
     @classmethod
     def _load_onnx_file(cls, path: Path, min_confidence: float | None, max_pixels: int) -> "Recognizer":
-        import json
-
-        from digitlab.errors import ModelError
-        from digitlab.inference.onnx_export import OnnxBackend
-
         if not path.is_file():
             raise ModelError(f"ONNX model not found: {path} (export one with `digitlab export RUN --onnx {path}`)")
         backend = OnnxBackend(path)
@@ -271,8 +263,6 @@ class Recognizer:
     def prepare(self, image) -> tuple[np.ndarray | None, str | None]:
         """(image28 or None, note) for one input; raises ImageError when it cannot be decoded.
         image28 is None when no digit was found; the note then says why."""
-        from digitlab.inference.preprocess import digit_to_28, extract_digit
-
         pil, note = load_image(image, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
         ink, digit = extract_digit(pil)
         if digit is None:
@@ -313,8 +303,6 @@ class Recognizer:
         if probs is None:
             return Prediction(source, None, 0.0, (), True, image28, note, error)
         if self.temperature != 1.0:
-            from digitlab.evaluate.temperature import apply_temperature
-
             probs = apply_temperature(probs, self.temperature)
         digit = int(np.argmax(probs))
         confidence = float(probs[digit])
@@ -325,9 +313,6 @@ class Recognizer:
 
     def read(self, image) -> Reading:
         """Read a line of handwritten digits, left to right; raises ImageError on undecodable input."""
-        from digitlab.inference.preprocess import extract_ink
-        from digitlab.inference.segment import segment_line
-
         pil, note = load_image(image, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
         source = _source_of(image)
         ink = extract_ink(pil)
@@ -351,10 +336,6 @@ class Recognizer:
         """(ink, segments) of the reading: `predict`'s digit instead of several when the ink is one
         digit-shaped group (see segment.is_one_digit) and the model is surer of it as one digit than
         of the split reading, so that `read` on an image of one digit answers what `predict` answers."""
-        from digitlab.inference.digit_score import box_of
-        from digitlab.inference.preprocess import digit_to_28, extract_digit
-        from digitlab.inference.segment import Segment, is_one_digit
-
         if not is_one_digit(ink.mask):
             return ink, segments
         one, digit = extract_digit(pil)
@@ -382,8 +363,6 @@ def _input_box(box, scale: float, width: float, height: float) -> tuple[int, int
 
 
 def _source_of(item) -> str | None:
-    import os
-
     return os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
 
 

@@ -5,6 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import ImageDraw, ImageFont
+
+from digitlab.errors import ImageError
+from digitlab.files import atomic_path, save_figure
+from digitlab.inference.decode import load_image
+from digitlab.inference.preprocess import apply_exif_orientation
 
 GRID_LIMIT = 60  # inputs drawn in one grid; more would be unreadable
 
@@ -21,20 +29,12 @@ def _label(p) -> tuple[str, str]:
 
 def prediction_grid(inputs, predictions, path: str | Path, max_pixels: int) -> Path:
     """PNG with one row per input: the image as given, the 28x28 the model saw, the answer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from digitlab.errors import ImageError
-    from digitlab.files import save_figure
-    from digitlab.inference.decode import load_image
-    from digitlab.inference.preprocess import apply_exif_orientation
-
     pairs = list(zip(inputs, predictions))[:GRID_LIMIT]
     cols = 3 if len(pairs) > 8 else 1
     rows = -(-len(pairs) // cols)
-    fig, axes = plt.subplots(rows, 2 * cols, figsize=(3.2 * cols, 1.6 * rows), squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, 1.6 * rows))  # its own Agg canvas: no pyplot state
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, 2 * cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for k, (item, pred) in enumerate(pairs):
@@ -60,10 +60,6 @@ def prediction_grid(inputs, predictions, path: str | Path, max_pixels: int) -> P
 
 def reading_overlay(image, reading, path: str | Path) -> Path:
     """PNG of `image` (PIL, orientation applied) with each digit's box and answer drawn on it."""
-    from PIL import ImageDraw, ImageFont
-
-    from digitlab.files import atomic_path
-
     canvas = image.convert("RGB")
     draw = ImageDraw.Draw(canvas)
     size = max(12, int(0.05 * max(canvas.size)))
