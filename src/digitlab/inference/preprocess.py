@@ -25,7 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
+from scipy import ndimage
 
+from digitlab.inference.components import label_components, mask_of, select_digit
 # Steps 6-9 live in digit28, and steps 1-3 in grey; they are part of this module's API.
 from digitlab.inference.digit28 import (  # noqa: F401
     CENTRE, DIGIT_BOX, FIELD, center_by_mass, crop_to_ink, digit_to_28, resize_longer_side, stroke_width,
@@ -131,8 +134,6 @@ def _darker_locally(grey: np.ndarray, thumb: int = 192) -> bool:
     alone; with the wrong one it is the paper around them. The hypothesis with less ink mass wins,
     with a bias (DARK_INK_BIAS) towards dark ink, the common case.
     """
-    from PIL import Image
-
     small = Image.fromarray(grey.astype(np.float32))
     if max(small.size) > thumb:
         factor = thumb / max(small.size)
@@ -154,9 +155,6 @@ def estimate_background(v: np.ndarray, grid: int = 16) -> np.ndarray:
     sits far above the 5-block one (by more than a shadow's depth): there a bold stroke filled it.
     Bilinear interpolation brings the lattice back to full size.
     """
-    from PIL import Image
-    from scipy import ndimage
-
     h, w = v.shape
     block = max(2, -(-max(h, w) // grid))
     gh, gw = -(-h // block), -(-w // block)
@@ -191,8 +189,6 @@ def ink_mask(ink: np.ndarray) -> tuple[np.ndarray | None, float, str | None]:
     No digit: the ink is too faint (a blank page), does not stand out of the noise enough (uniform
     noise, a texture), or covers most of the image.
     """
-    from scipy import ndimage
-
     sigma = pixel_noise(ink)
     if sigma > CLEAN:  # a 3x3 mean divides white noise by 3; strokes >= 2 px keep their level
         smooth, sigma = ndimage.uniform_filter(ink, 3, mode="nearest"), sigma / 3.0
@@ -274,8 +270,6 @@ def extract_digit(image) -> tuple[InkImage, np.ndarray | None]:
     that is the answer (a 400x400 image: a quarter of the pixels). Otherwise (a small digit, a fine
     pen in a big photo, no digit found) the steps run again at WORK_SIZE. None: no digit (see reason).
     """
-    from digitlab.inference.components import label_components, mask_of, select_digit
-
     image = flatten_alpha(apply_exif_orientation(image))
     factor = max(image.size) // COARSE_SIDE
     sides = ([max(image.size) // factor] if factor >= 2 else []) + [WORK_SIZE]
