@@ -54,12 +54,7 @@ def decode(data: bytes, limits: ServeLimits):
 def predict_image(recognizer, data: bytes, filename: str | None, include_image: bool, limits: ServeLimits) -> dict:
     """One digit from an encoded image: the Prediction's JSON (see schemas.PredictionOut)."""
     image, note = decode(data, limits)
-    prediction = recognizer.predict_one(image)
-    out = prediction.to_dict(include_image=include_image)
-    out["source"] = filename
-    if note and not out.get("note"):
-        out["note"] = note
-    return out
+    return _with_source(recognizer.predict_one(image).to_dict(include_image=include_image), filename, note)
 
 
 BLANK_LEVEL = 0.1  # a 28x28 array with no pixel above this holds no ink: no digit, not a guess
@@ -92,8 +87,11 @@ def is_blank(x28: np.ndarray) -> bool:
 def read_image(recognizer, data: bytes, filename: str | None, include_images: bool, limits: ServeLimits) -> dict:
     """A multi-digit number from an encoded image: the Reading's JSON (see schemas.ReadingOut)."""
     image, note = decode(data, limits)
-    reading = recognizer.read(image)
-    out = reading.to_dict(include_images=include_images)
+    return _with_source(recognizer.read(image).to_dict(include_images=include_images), filename, note)
+
+
+def _with_source(out: dict, filename: str | None, note: str | None) -> dict:
+    """The answer with the upload's file name, and decode's note where the answer has none of its own."""
     out["source"] = filename
     if note and not out.get("note"):
         out["note"] = note
