@@ -64,6 +64,18 @@ def test_predict_multipart_vertical_stroke_is_one(client):
     assert not body.get("image")  # only on request
 
 
+def test_both_answers_carry_the_file_name_and_decodes_note(client):
+    buf = io.BytesIO()
+    frames = [digit_image("1").convert("L"), Image.new("L", (64, 64), 0), Image.new("L", (64, 64), 128)]
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    for path in ("/api/predict", "/api/read"):
+        r = client.post(path, files={"file": ("moving.gif", buf.getvalue(), "image/gif")})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["source"] == "moving.gif"
+        assert "used the first frame" in body["note"]
+
+
 def test_predict_agrees_with_the_recognizer_in_process(client, recognizer):
     data = _png("7")
     expected = recognizer.predict_one(data)
