@@ -121,7 +121,7 @@ def members(preset: str, group: str, custom: str | None = None) -> list[tuple[di
     plan = _plan(preset, group, custom)
     spec = get_preset(preset)
     for model_changes, changes in plan:
-        TrainConfig.from_dict({**spec["config"], **changes})
+        TrainConfig.from_flat(**{**spec["config"], **changes})
         if model_changes:
             build_model(spec["model"], **{**spec.get("model_kwargs", {}), **model_changes})
     return plan
@@ -191,13 +191,14 @@ def train_member(job):
     seed_everything(seed)
     model = build_model(preset["model"], **kwargs)
     started = time.perf_counter()
-    fit(model, x_tr, y_tr, TrainConfig.from_dict(settings), verbose=False)
+    config = TrainConfig.from_flat(**settings)
+    fit(model, x_tr, y_tr, config, verbose=False)
     seconds = time.perf_counter() - started
     x_test = data.x_test[:2000] if args.quick else data.x_test
     if args.save and args.save_models:
         from digitlab.models.storage import save_model
 
-        save_model(model, Path(args.save) / f"{group}-{index}", train_config=settings, classes=data.classes,
+        save_model(model, Path(args.save) / f"{group}-{index}", train_config=config, classes=data.classes,
                    metrics={"dataset": "mnist", "train_images": len(y_tr), "train_time_s": round(seconds, 1),
                             "validation_split": f"--val-split {len(x_val)} --seed {SPLIT_SEED}"})
     probas = {t: (predict_proba(model, x_val, tta=t), predict_proba(model, x_test, tta=t)) for t in policies(args)}

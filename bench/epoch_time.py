@@ -58,8 +58,8 @@ def _worker(rank, preset_name, model_kwargs, device_name, steps, data_dir, threa
 
         preset = get_preset(preset_name)
         # One epoch over the slice; a short warm-up so that the schedule is valid whatever the preset's.
-        config = TrainConfig.from_dict({**preset["config"], "epochs": 1, "warmup_epochs": 0.2, "clean_epochs": 0,
-                                        "device": device_name, "threads": threads, "seed": rank})
+        config = TrainConfig.from_flat(**{**preset["config"], "epochs": 1, "warmup_epochs": 0.2, "clean_epochs": 0,
+                                          "device": device_name, "threads": threads, "seed": rank})
         data = load_dataset("mnist", data_dir=data_dir, download=False)
         n = min(len(data.x_train), steps * config.batch_size)
         x, y = data.x_train[:n], data.y_train[:n]

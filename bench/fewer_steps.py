@@ -76,8 +76,8 @@ def run(job):
     from digitlab.train.presets import get_preset
 
     data = load_dataset("mnist", data_dir=data_dir, download=data_dir is None)
-    config = TrainConfig.from_dict({**get_preset("fast")["config"], **changes, "val_split": VAL_SPLIT,
-                                    "seed": seed, "device": "cpu", "threads": 1})
+    config = TrainConfig.from_flat(**{**get_preset("fast")["config"], **changes, "val_split": VAL_SPLIT,
+                                      "seed": seed, "device": "cpu", "threads": 1})
     seed_everything(seed)
     model = build_model("fast", widths=list(widths))
     started = time.perf_counter()

@@ -107,8 +107,8 @@ def profile_preset(args) -> int:
 
     device = resolve_device(args.device)
     preset = get_preset(name)
-    config = TrainConfig.from_dict({**preset["config"], **overrides, "epochs": 1, "device": device.type,
-                                    "threads": args.threads, "seed": 0})
+    config = TrainConfig.from_flat(**{**preset["config"], **overrides, "epochs": 1, "device": device.type,
+                                      "threads": args.threads, "seed": 0})
     data = load_dataset("mnist", data_dir=args.data_dir, download=args.data_dir is None)
     n = args.steps * config.batch_size
     if n > len(data.x_train):

@@ -154,8 +154,8 @@ def run_preset(spec, data, seed, device, threads):
 
     name, overrides = parse_spec(spec)
     preset = get_preset(name)
-    config = TrainConfig.from_dict({**preset["config"], **overrides, "seed": seed, "device": device,
-                                    "threads": threads})
+    config = TrainConfig.from_flat(**{**preset["config"], **overrides, "seed": seed, "device": device,
+                                      "threads": threads})
     result = train_run(preset["model"], config, data, None, model_kwargs=preset["model_kwargs"], verbose=False,
                        preset=name)
     m = result.metrics

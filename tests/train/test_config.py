@@ -138,3 +138,9 @@ def test_every_preset_builds_through_the_flat_names():
     for name, preset in PRESETS.items():
         config = TrainConfig.from_flat(**preset["config"])
         assert {k: v for k, v in config.to_flat().items() if k in preset["config"]} == preset["config"], name
+
+
+def test_every_training_flag_is_a_flat_name():
+    from digitlab.cli.train import BOOL_FLAGS, CONFIG_FLAGS
+
+    assert set(CONFIG_FLAGS) | set(BOOL_FLAGS) <= set(FLAT_NAMES)

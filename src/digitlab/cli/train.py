@@ -6,8 +6,8 @@ import argparse
 
 from digitlab.cli.common import add_data_args, add_device_args, load_data
 
-# CLI flag -> TrainConfig field. Flags default to None so that a preset's values survive unless the
-# user sets the flag explicitly.
+# CLI flag -> its TrainConfig flat name (TrainConfig.from_flat routes each to its group) and type. Flags
+# default to None so that a preset's values survive unless the user sets the flag explicitly.
 CONFIG_FLAGS = {
     "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float, "beta1": float, "beta2": float,
     "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,

@@ -35,6 +35,8 @@ def _bad(msg: str):
 
 @dataclass(frozen=True)
 class OptimizerConfig:
+    """The optimizer and its hyper-parameters; unset ones are Keras's defaults."""
+
     name: str = "rmsprop"  # one of OPTIMIZERS, with Keras's defaults
     lr: float | None = None  # None -> the optimizer's Keras default (DEFAULT_LR)
     momentum: float = 0.9  # sgd momentum
@@ -63,6 +65,8 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
+    """The learning rate's course over training, stepped every batch (digitlab.train.optim)."""
+
     name: str = "constant"  # one of SCHEDULES; lr is its peak
     lr_decay: float = 0.98  # the exponential schedule's factor per epoch (applied a little every step)
     warmup_epochs: float = 0.0  # linear warm-up length, in epochs (fractions allowed)
@@ -76,6 +80,8 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class AugmentationConfig:
+    """What the training images go through: batched warps, and font digits mixed in."""
+
     name: str = "none"  # batched tensor augmentation, see digitlab.train.augment
     # Its strengths, over the defaults (digitlab.train.augment_options.DEFAULTS), e.g. {"rotate": 20, "shift": 5.6}.
     options: dict | None = None
@@ -99,6 +105,8 @@ class AugmentationConfig:
 
 @dataclass(frozen=True)
 class RegularisationConfig:
+    """Label smoothing, a moving average of the weights, and distillation from a teacher model."""
+
     label_smoothing: float = 0.0
     # Keep an exponential moving average of the weights, updated after every step, and end with it: each
     # step moves the average (1 - ema_decay) of the way to the new weights; its BN statistics are measured
@@ -121,6 +129,8 @@ class RegularisationConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
+    """Where and how fast a run trains, not what it learns (a resumed run may change device and threads)."""
+
     device: str = "auto"  # auto -> cuda, then mps, then cpu
     threads: int | None = None  # torch CPU threads (None = torch's default, one per core)
     channels_last: bool = False
@@ -149,6 +159,12 @@ _FLAT_RENAMES = {("optimizer", "name"): "optimizer", ("schedule", "name"): "sche
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Every training setting: the run's own on it, the rest in groups (see the module docstring).
+
+    Build it from groups, `TrainConfig(epochs=3, optimizer=OptimizerConfig("adam"))`, or from the flat
+    names the flags use, `TrainConfig.from_flat(epochs=3, optimizer="adam")`.
+    """
+
     epochs: int = 5
     batch_size: int = 128
     seed: int = 0
