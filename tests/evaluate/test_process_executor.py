@@ -117,3 +117,5 @@ def test_the_parent_preloads_torch_dynamo_only_for_folds_that_need_it(monkeypatc
     pe._preload_for_workers(tasks("mlp", optimizer="sgd"))
     pe._preload_for_workers(tasks("fast"))
     assert built == [1, 1]
+    pe._preload_for_workers(tasks("mlp", augment="affine", augment_options={"rotate": 5}))  # a dict in the config
+    assert built == [1, 1, 1]

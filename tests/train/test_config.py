@@ -91,6 +91,16 @@ def test_unknown_settings_are_refused_in_one_line(data, bad):
         TrainConfig.from_flat(retired=1)
 
 
+@pytest.mark.parametrize("data, message", [
+    (["epochs", 5], "must be a mapping of names to values, got list"),
+    ({"epochs": "5"}, "a value of the wrong type"),
+    ({"optimizer": {"name": "adam", "lr": "fast"}}, "a value of the wrong type"),
+])
+def test_a_damaged_saved_config_is_one_line(data, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict(data)
+
+
 @pytest.mark.parametrize("build, message", [
     (lambda: OptimizerConfig("adagrad"), "unknown optimizer 'adagrad'"),
     (lambda: OptimizerConfig(lr=0), "learning rate must be > 0"),

@@ -142,7 +142,8 @@ def _preload_for_workers(tasks) -> None:
     """Forked workers inherit this process's imports. The first torch optimizer step of a process
     imports torch._dynamo (about a second): pay that once here rather than once in every worker.
     Folds of the article's mlp train through the fused step, which never imports it: then skip it."""
-    kinds = {(t.model_name, repr(sorted(t.model_kwargs.items())), t.config.replace(seed=0)): t for t in tasks}
+    # repr, not the config itself: augmentation options are a dict, which does not hash.
+    kinds = {(t.model_name, repr(sorted(t.model_kwargs.items())), repr(t.config.replace(seed=0))): t for t in tasks}
     if all(_trains_fused(task) for task in kinds.values()):
         return
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)

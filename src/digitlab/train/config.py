@@ -229,7 +229,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         """A saved config: the nested form of to_dict, or the flat one (presets, older model.json files)."""
-        return cls.from_flat(**flatten_settings(data, strict=True))
+        if not isinstance(data, dict):
+            raise ConfigError(f"training settings must be a mapping of names to values, got {type(data).__name__}")
+        settings = flatten_settings(data, strict=True)
+        try:
+            return cls.from_flat(**settings)
+        except TypeError as exc:  # a hand-edited file: "epochs": "5" fails the first comparison
+            raise ConfigError(f"training settings hold a value of the wrong type ({exc})") from None
 
 
 def flatten_settings(data: dict, strict: bool = False) -> dict:
