@@ -18,7 +18,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "inference"))
 from render import digit_coverage, styled_coverage  # noqa: E402
 
-STRESS_SETS = ("tight16", "tight8", "photo", "ruled", "grid", "thin", "thick", "flagged1", "crossed7")
+STRESS_SETS = ("tight16", "tight8", "photo", "shadow", "table", "ruled", "grid", "thin", "thick", "flagged1", "crossed7")
 
 
 def png(grey: np.ndarray) -> bytes:
@@ -95,6 +95,57 @@ def photo(digit: np.ndarray, rng) -> bytes:
     return jpeg(rgb, int(rng.integers(60, 90)))
 
 
+def hard_shadow(size: int, rng) -> np.ndarray:
+    """A multiplicative light field: a sharp-edged shadow (a hand or a phone, 1-3 px of blur) across the
+    paper at any angle, 25-55% darker, over a gentle gradient."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    signed = np.cos(angle) * (xx - size / 2) + np.sin(angle) * (yy - size / 2) - rng.uniform(-0.3, 0.3) * size
+    shadow = 1.0 / (1.0 + np.exp(-signed / rng.uniform(0.5, 1.5)))
+    ramp = (np.cos(angle + 1) * xx + np.sin(angle + 1) * yy) / size
+    ramp = (ramp - ramp.min()) / np.ptp(ramp)
+    return (1.0 - rng.uniform(0.0, 0.3) * ramp) * (1.0 - rng.uniform(0.25, 0.55) * shadow)
+
+
+def table_edge(size: int, rng) -> np.ndarray:
+    """Where the table shows beyond the paper (1 = table) at one border or two that meet in a corner: a
+    straight paper edge skewed up to ~8 degrees, 3-18% of the frame deep."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    table = np.zeros((size, size), np.float32)
+    first = int(rng.integers(4))
+    for side in [first, (first + 1) % 4][: int(rng.integers(1, 3))]:
+        along, across = (xx, yy) if side in (0, 2) else (yy, xx)
+        across = across if side in (0, 1) else size - 1 - across
+        edge = rng.uniform(0.03, 0.18) * size + rng.uniform(-0.14, 0.14) * (along - size / 2)
+        table = np.maximum(table, np.clip(edge - across + 0.5, 0, 1))
+    return table
+
+
+def shadowed_photo(digit: np.ndarray, rng, table: bool) -> bytes:
+    """A phone photo of a digit on paper: a hard shadow edge across the paper, or the darker, textured
+    table showing at one or two borders (under a gradient), sensor noise, JPEG."""
+    size = 320
+    digit_cov = np.pad(digit_coverage(digit, int(rng.integers(80, 160))), 8)
+    under = table_edge(size, rng) if table else np.zeros((size, size), np.float32)
+    for _ in range(50):  # the digit is written on the paper, clear of the table
+        cov, _ = _canvas_with(digit_cov, size, rng)
+        if not (under[cov > 0] > 0).any():
+            break
+    else:
+        under[:] = 0.0
+    paper, ink = rng.uniform(0.75, 0.95), rng.uniform(0.05, 0.3)
+    grey = paper * (1 - cov) + ink * cov
+    if table:
+        texture = rng.uniform(0.15, 0.5) + 0.08 * rng.standard_normal((size, size))
+        grey = grey * (1 - under) + np.clip(texture, 0, 1) * under
+        light = hard_shadow(size, rng) ** 0.3  # the table scenes get a softer light field
+    else:
+        light = hard_shadow(size, rng)
+    rgb = (grey * light)[..., None] * np.array([1.0, rng.uniform(0.95, 1.0), rng.uniform(0.88, 1.0)])
+    rgb = rgb + rng.normal(0, rng.uniform(0.01, 0.03), rgb.shape)
+    return jpeg(rgb, int(rng.integers(60, 90)))
+
+
 def lined_paper(digit: np.ndarray, rng, grid: bool) -> bytes:
     """A digit written across printed lines: ruled (with a margin line half the time) or a squared grid.
     The lines are as dark as a notebook's under a phone camera and cross the digit."""
@@ -149,6 +200,8 @@ def stress_set(name: str, images: np.ndarray, labels: np.ndarray, n: int, seed: 
         "tight16": lambda d: tight_crop(d, 16),
         "tight8": lambda d: tight_crop(d, 8),
         "photo": lambda d: photo(d, rng),
+        "shadow": lambda d: shadowed_photo(d, rng, table=False),
+        "table": lambda d: shadowed_photo(d, rng, table=True),
         "ruled": lambda d: lined_paper(d, rng, grid=False),
         "grid": lambda d: lined_paper(d, rng, grid=True),
         "thin": lambda d: stroke(d, rng, "thin"),

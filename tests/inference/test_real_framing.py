@@ -164,3 +164,66 @@ def test_read_answers_what_predict_answers_on_one_digit(shipped, case):
     digit = shipped.predict_one(data).digit
     assert digit == 0
     assert shipped.read(data).number == str(digit)
+
+
+def on_page(ring: np.ndarray, size: int = 320, at=(60, 70)) -> np.ndarray:
+    """The ring on a larger white page, float grey in [0, 1]."""
+    page = np.ones((size, size), np.float32)
+    page[at[0] : at[0] + ring.shape[0], at[1] : at[1] + ring.shape[1]] = ring / 255.0
+    return page
+
+
+def photographed(grey: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Sensor noise and JPEG compression, as a phone delivers it: uint8."""
+    from io import BytesIO
+
+    noisy = grey + np.random.default_rng(seed).normal(0, 0.02, grey.shape)
+    buf = BytesIO()
+    Image.fromarray(np.rint(np.clip(noisy, 0, 1) * 255).astype(np.uint8)).save(buf, format="JPEG", quality=75)
+    return np.asarray(Image.open(buf).convert("L"))
+
+
+def digit_only(image: np.ndarray, box=(50, 60, 270, 280)) -> None:
+    """The mask holds the ring and nothing beyond its neighbourhood; the 28x28 is the ring's."""
+    ink = P.extract_ink(Image.fromarray(image))
+    assert ink.mask is not None, ink.reason
+    outside = ink.mask.copy()
+    outside[box[0] : box[2], box[1] : box[3]] = False
+    assert outside.sum() < 0.01 * ink.mask.sum()
+    out = prepared(image)
+    assert out is not None and similarity(out, REFERENCE) > 0.9
+
+
+@pytest.mark.parametrize("angle, depth, share", [(0.3, 0.45, 0.4), (2.0, 0.3, 0.6), (4.0, 0.55, 0.3)])
+def test_hard_shadow_edge_across_the_paper_is_not_ink(angle, depth, share):
+    """A sharp shadow (a hand, a phone) darkens part of the paper: two flat paper levels, not one."""
+    page = on_page(RING)
+    yy, xx = np.mgrid[0:320, 0:320].astype(np.float32)
+    signed = np.cos(angle) * (xx - 160) + np.sin(angle) * (yy - 160)
+    shadowed = signed > np.quantile(signed, 1 - share)
+    digit_only(photographed(page * np.where(shadowed, 1 - depth, 1.0)))
+
+
+@pytest.mark.parametrize("sides", [("top",), ("left",), ("top", "right"), ("bottom", "left")])
+def test_table_beyond_the_papers_edge_is_not_ink(sides):
+    """The darker, textured table shows beyond the paper's skewed edge at one border or two."""
+    page = on_page(RING)
+    yy, xx = np.mgrid[0:320, 0:320].astype(np.float32)
+    table = np.zeros((320, 320), bool)
+    for side in sides:
+        across = {"top": yy, "bottom": 319 - yy, "left": xx, "right": 319 - xx}[side]
+        along = xx if side in ("top", "bottom") else yy
+        table |= across < 30 + 0.1 * (along - 160)  # 14 to 46 px deep: ~6 degrees of skew
+    texture = np.clip(0.3 + 0.08 * np.random.default_rng(1).standard_normal((320, 320)), 0, 1)
+    digit_only(photographed(np.where(table, texture, page)))
+
+
+def test_a_tight_crops_bar_along_one_side_is_not_a_table():
+    seven = np.full((120, 90), 255, np.uint8)
+    seven[0:14, :] = 0  # the bar runs along the whole top, as in a crop tight to the ink
+    for y in range(14, 120):
+        x = int(88 - 60 * (y - 14) / 106)
+        seven[y, max(0, x - 6) : x + 6] = 0
+    ink = P.extract_ink(Image.fromarray(seven))
+    assert ink.mask is not None
+    assert ink.mask[:10].mean() > 0.9  # the bar is ink

@@ -10,6 +10,7 @@ from scipy import ndimage
 SPECK = 0.01        # a component under 1% of the largest one's area is a speck (noise, dust)
 NEAR = 0.25         # a piece within 25% of the digit's size from it belongs to it (a broken stroke)
 BIG_PIECE = 0.3     # a piece this large (vs the largest) is kept wherever it is: the user drew it
+FAINT = 0.6         # a piece whose mean ink is under 60% of the strongest piece's is not the pen's
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,23 @@ def mask_of(comps: Components, indices) -> np.ndarray:
     h, w = comps.labels.shape
     out[y0 : y0 + h, x0 : x0 + w] = lut[comps.labels]
     return out
+
+
+def drop_faint(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """The mask without pieces much fainter than the pen: float ink (H, W) in [0, 1], bool mask.
+
+    One pen writes a digit at one strength; what the background estimate leaves of a hard shadow's
+    edge (a sliver as strong as the shadow is deep) is fainter. A piece is dropped when its mean ink
+    is under FAINT times that of the strongest piece among those at least 5% of the largest's area.
+    """
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n < 2:
+        return mask
+    index = np.arange(1, n + 1)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    means = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=n + 1)[1:] / np.maximum(areas, 1)
+    strongest = float(means[areas >= 0.05 * areas.max()].max())
+    faint = index[means < FAINT * strongest]
+    if faint.size == 0:
+        return mask
+    return mask & ~np.isin(labels, faint)

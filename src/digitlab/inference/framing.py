@@ -31,6 +31,8 @@ MIN_INK = 0.005        # the ink covers 0.5% to ...
 MAX_INK = 0.7          # ... 70% of the frame
 DARK_FRAME = 0.55      # dark ink unless the dark level holds over 55% of the frame (border and corners)
 MAIN_PIECE = 0.3       # the largest ink piece holds at least 30% of the ink (noise is all specks)
+MAX_CONTACT = 0.5      # a tight crop's strokes touch under half of the border; paper framed by a table, more
+SIDE_CONTACT = 0.7     # ... and run along 70% of one side at most
 
 
 def upsample_small(grey: np.ndarray, low_res: int = LOW_RES) -> tuple[np.ndarray, int]:
@@ -66,8 +68,13 @@ def otsu_threshold(values: np.ndarray) -> float:
     return float(((best + run_end) / 2 + 0.5) / 255.0)
 
 
-def two_level_ink(grey: np.ndarray, separation: float = MIN_SEPARATION) -> tuple[np.ndarray, np.ndarray, bool] | None:
+def two_level_ink(grey: np.ndarray, separation: float = MIN_SEPARATION,
+                  upsampled: bool = False) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """(ink, mask, inverted) of a two-level image (paper and ink), or None when it is not one.
+
+    upsampled: the image was enlarged from a few pixels (see `upsample_small`), where ink may run
+    along whole sides of the frame; at full resolution ink touching more than MAX_CONTACT of the
+    frame's border is not taken for ink.
 
     inverted: the ink is darker than the paper (the grey was inverted to make ink high). The ink is
     the grey's distance from the paper level, scaled so the ink level is 1; the mask is Otsu's ink side.
@@ -92,6 +99,8 @@ def two_level_ink(grey: np.ndarray, separation: float = MIN_SEPARATION) -> tuple
     comps = label_components(mask)
     if comps.areas.max() < MAIN_PIECE * comps.areas.sum():
         return None
+    if not upsampled and _framed_by_table(mask):
+        return None  # the "ink" is the paper, framed by the table or a shadow at the borders
     paper, ink_level = (light_level, dark_level) if inverted else (dark_level, light_level)
     ink = np.clip((grey - paper) / (ink_level - paper), 0.0, 1.0).astype(np.float32)
     return ink, mask, inverted
@@ -104,3 +113,12 @@ def _dark_frame_share(dark: np.ndarray) -> float:
     border = np.concatenate([dark[0], dark[-1], dark[1:-1, 0], dark[1:-1, -1]])
     corners = [dark[:k, :k], dark[:k, -k:], dark[-k:, :k], dark[-k:, -k:]]
     return (float(border.mean()) + float(np.mean([c.mean() for c in corners]))) / 2
+
+
+def _framed_by_table(mask: np.ndarray) -> bool:
+    """Is this "ink" the paper, with the table beyond its edges at the frame's borders? It then runs
+    along more than MAX_CONTACT of the border, or along two sides (a tight crop's strokes touch each
+    side at a few places; a 7's bar runs along one)."""
+    sides = [float(side.mean()) for side in (mask[0], mask[-1], mask[:, 0], mask[:, -1])]
+    border = np.concatenate([mask[0], mask[-1], mask[1:-1, 0], mask[1:-1, -1]])
+    return float(border.mean()) > MAX_CONTACT or sorted(sides)[-2] > SIDE_CONTACT

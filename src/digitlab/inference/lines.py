@@ -14,6 +14,7 @@ cropped tight to its ink the bar of a 7 spans the frame too, but ends where the 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from digitlab.inference.components import label_components, mask_of
 
@@ -23,6 +24,8 @@ PAST_END = 0.2        # ... and runs past both ends of the rest of the ink by 20
 LINE_BEYOND = 2.0     # ... or is at least twice as long as the rest of the ink is wide (or tall)
 EDGE_WIDTH = 0.25     # bands touching the frame may be this thick (the table beyond the paper's edge)
 REST_PIECE = 0.1      # the rest of the ink: pieces at least 10% of its largest piece
+BAND_CONTACT = 0.3    # the table beyond the paper's edge touches 30% of a side or more
+BAND_CLEAR = 0.02     # ... where the digit stays 2% of the frame clear of every side
 FRAME_SPAN = 0.95     # a printed line crosses the whole photo; a long pen stroke (a 4's stem, a 7's bar) stops short
 
 
@@ -124,3 +127,53 @@ def _main_ink(mask: np.ndarray) -> np.ndarray | None:
     if len(comps) == 0:
         return None
     return mask_of(comps, np.flatnonzero(comps.areas >= REST_PIECE * comps.areas.max()))
+
+
+def remove_border_bands(mask: np.ndarray) -> np.ndarray:
+    """The mask without the table beyond the paper's edge (or a dark shadow along a border): a band
+    holding ink along at least BAND_CONTACT of one of the frame's sides. The band ends, in each
+    column (or row), where the ink counted from the border stops being mostly ink (a table's texture
+    leaves holes); a running median along the side leaves a stroke that touches it in a few columns.
+
+    Removed only when the digit (the largest piece of the rest) stays clear of every side (a tight
+    crop's digit touches the frame, and its bar may run along a whole side) and the band runs past
+    it at one end or both (a paper edge crosses the frame). The mask itself otherwise."""
+    bands = [_border_band(mask, side) for side in range(4)]
+    found = [b for b in bands if b is not None]
+    if not found:
+        return mask
+    rest = label_components(mask & ~np.logical_or.reduce(found))
+    if len(rest) == 0:
+        return mask
+    ry, rx = np.nonzero(mask_of(rest, [int(np.argmax(rest.areas))]))
+    h, w = mask.shape
+    if min(ry.min(), rx.min(), h - 1 - ry.max(), w - 1 - rx.max()) < BAND_CLEAR * min(h, w):
+        return mask
+    out = mask.copy()
+    for side, band in enumerate(bands):
+        if band is None:
+            continue
+        along = np.flatnonzero(band.any(axis=0 if side in (0, 2) else 1))
+        digit = rx if side in (0, 2) else ry
+        reach = PAST_END * (int(np.ptp(digit)) + 1)
+        if along.min() <= digit.min() - reach or along.max() >= digit.max() + reach:
+            out &= ~band
+    return out
+
+
+def _border_band(mask: np.ndarray, side: int) -> np.ndarray | None:
+    """The band along one side (0 top, 1 right, 2 bottom, 3 left) as a bool mask, or None."""
+    view = np.rot90(mask, side)  # the side in question on top
+    h, w = view.shape
+    reach = max(2, int(EDGE_WIDTH * h))
+    # The table's texture leaves holes in its ink: the band is found where ink is dense, not solid.
+    top = ndimage.uniform_filter(view[:reach].astype(np.float32), size=max(3, h // 40), mode="nearest") > 0.25
+    contact = top[: max(2, h // 50)].any(axis=0)
+    if contact.mean() < BAND_CONTACT:
+        return None
+    # Each column's band: the run of dense ink from the border (a stroke beyond a gap is not in it).
+    depth = np.where(top.all(axis=0), reach, np.argmin(top, axis=0)) * contact
+    depth = ndimage.median_filter(depth, size=max(3, w // 8), mode="nearest")
+    depth = np.where(depth > 0, np.minimum(depth + 2 + h // 100, reach), 0)
+    band = np.arange(h)[:, None] < depth[None, :]
+    return np.rot90(band & view, -side) if band.any() else None

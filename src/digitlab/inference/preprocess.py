@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.inference.components import label_components, mask_of, select_digit
+from digitlab.inference.components import drop_faint, label_components, mask_of, select_digit
 # Steps 6-9 live in digit28, and steps 1-3 in grey; they are part of this module's API.
 from digitlab.inference.digit28 import (  # noqa: F401
     CENTRE, DIGIT_BOX, FIELD, center_by_mass, crop_to_ink, digit_to_28, resize_longer_side, stroke_width,
@@ -38,7 +38,8 @@ from digitlab.inference.framing import (  # noqa: F401 (otsu_threshold is part o
     LOW_RES_SEPARATION, MIN_SEPARATION, otsu_threshold, two_level_ink, upsample_small,
 )
 from digitlab.inference.grey import WORK_SIZE, apply_exif_orientation, flatten_alpha, to_grey  # noqa: F401
-from digitlab.inference.lines import remove_lines
+from digitlab.inference.lines import remove_border_bands, remove_lines
+from digitlab.inference.noise import pixel_noise, quantiles, robust_sigma
 
 COARSE_SIDE = 200    # single digits: first try at about this size (see extract_digit)
 COARSE_MIN_BOX = 40  # ... kept when the digit is 2x the 20 px it ends at (bench/user_images: 99.25%,
@@ -51,6 +52,8 @@ NOISY = 0.05         # noise sigma (of the 3x3 mean) above which an inkless imag
 DARK_INK_BIAS = 1.8  # under uneven light, dark ink unless light ink leaves 1.8x less "ink"
 SHADOW_DEPTH = 0.55  # shadows darken paper by less than this; a darker "background" block is a stroke
 MAX_INK_FRACTION = 0.5  # ink covers less of the image than the background does
+PAPER_TOLERANCE = 0.06  # a flat background's paper is within 0.06 of its median ...
+PAPER_BLOCKS = 0.9      # ... in 90% of the blocks (the rest lie inside bold strokes)
 
 
 @dataclass(frozen=True)
@@ -73,39 +76,28 @@ class InkImage:
 
 # -- steps 4-5: polarity and background ---------------------------------------------------------------
 
-def quantiles(values: np.ndarray, qs, bins: int = 4096) -> np.ndarray:
-    """Quantiles (qs in [0, 1]) of data in [0, 1] from a histogram: O(N), unlike a sort."""
-    hist = np.bincount(np.clip(values * (bins - 1) + 0.5, 0, bins - 1).astype(np.int32).ravel(), minlength=bins)
-    cdf = np.cumsum(hist) / max(1, values.size)
-    return np.searchsorted(cdf, np.asarray(qs, dtype=np.float64)) / (bins - 1)
-
-
-def robust_sigma(values: np.ndarray) -> float:
-    """Standard deviation of mostly-noise data: 1.4826 * median absolute deviation (outliers ignored)."""
-    median = float(quantiles(np.clip(values + 0.5, 0, 1), [0.5])[0]) - 0.5
-    return 1.4826 * float(quantiles(np.clip(np.abs(values - median), 0, 1), [0.5])[0])
-
-
-def pixel_noise(image: np.ndarray) -> float:
-    """Per-pixel noise standard deviation from the finest diagonal wavelet band (Donoho's estimator).
-
-    (a - b - c + d) / 2 over 2x2 blocks cancels smooth light, straight edges and ruled lines, and
-    keeps white noise at its full standard deviation.
-    """
-    h, w = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
-    q = image[:h, :w]
-    diagonal = (q[0::2, 0::2] - q[0::2, 1::2] - q[1::2, 0::2] + q[1::2, 1::2]) / 2.0
-    return robust_sigma(diagonal)
-
-
 def paper_level(grey: np.ndarray) -> tuple[float, bool]:
     """(median grey level, flat): is the background one flat level (a scan, a screenshot, a drawing
     app) rather than a photo's uneven light? Flat: under 10% of the pixels lie between 0.04 and 0.25
-    from the median, i.e. are neither paper nor ink. From every other pixel of large images."""
+    from the median, i.e. are neither paper nor ink, and the paper is that level all over the frame
+    (see `_one_paper_level`: a hard shadow is two flat levels). From every other pixel of large images."""
     sample = grey[::2, ::2] if grey.size > 40_000 else grey
     median = float(quantiles(sample, [0.5])[0])
     deviation = np.abs(sample - median)
-    return median, float(np.mean((deviation > 0.04) & (deviation < 0.25))) < 0.1
+    flat = float(np.mean((deviation > 0.04) & (deviation < 0.25))) < 0.1
+    return median, flat and _one_paper_level(sample, median)
+
+
+def _one_paper_level(grey: np.ndarray, median: float, grid: int = 8) -> bool:
+    """Is the paper at the median level in nearly every block of a grid x grid lattice? Each block's
+    lightest pixel is its paper under dark ink, its darkest under light ink; strokes fill a few blocks
+    at most, a shadow or the table beyond the paper's edge fills many."""
+    h, w = grey.shape
+    block = max(1, min(h, w) // grid)
+    gh, gw = h // block, w // block
+    blocks = grey[: gh * block, : gw * block].reshape(gh, block, gw, block)
+    return any(float(np.mean(np.abs(level - median) < PAPER_TOLERANCE)) >= PAPER_BLOCKS
+               for level in (blocks.max(axis=(1, 3)), blocks.min(axis=(1, 3))))
 
 
 def to_ink_polarity(grey: np.ndarray, paper: tuple[float, bool] | None = None) -> tuple[np.ndarray, bool]:
@@ -243,7 +235,8 @@ def _ink_of(image, max_side: int) -> InkImage:
         if framed is not None:
             return framed
         return InkImage(ink=ink, mask=None, threshold=t, scale=scale, inverted=inverted, reason=reason)
-    return InkImage(ink=ink, mask=remove_lines(mask), threshold=t, scale=scale, inverted=inverted)
+    mask = remove_lines(remove_border_bands(drop_faint(mask, ink)))
+    return InkImage(ink=ink, mask=mask, threshold=t, scale=scale, inverted=inverted)
 
 
 def _border_median(grey: np.ndarray) -> float:
@@ -252,12 +245,12 @@ def _border_median(grey: np.ndarray) -> float:
 
 
 def _two_level(grey: np.ndarray, scale: float, separation: float = MIN_SEPARATION) -> InkImage | None:
-    found = two_level_ink(grey, separation)
+    found = two_level_ink(grey, separation, upsampled=scale > 1)
     if found is None:
         return None
     ink, mask, inverted = found
     # Printed lines are a photo's: on an upsampled few-pixel image the straight sides of a 0 would be "lines".
-    mask = mask if scale > 1 else remove_lines(mask)
+    mask = mask if scale > 1 else remove_lines(remove_border_bands(mask))
     return InkImage(ink=ink, mask=mask, threshold=0.5, scale=scale, inverted=inverted)
 
 
