@@ -19,7 +19,7 @@ import importlib
 import sys
 import types
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # name -> module that defines it. Resolved on first access (PEP 562).
 _LAZY = {

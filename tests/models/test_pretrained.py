@@ -12,8 +12,8 @@ FOLDER = pretrained_path()
 SHIPPED = (FOLDER / WEIGHTS_NAME).exists() and (FOLDER / META_NAME).exists()
 pytestmark = pytest.mark.skipif(
     not SHIPPED,
-    reason=f"no pretrained model in {FOLDER}: it is trained with `digitlab train --preset compact --teacher "
-           "RUN --seed 0` and copied there",
+    reason=f"no pretrained model in {FOLDER}: it is trained with `digitlab train --preset real --from "
+           "bench/previous_model --seed 0`, calibrated, and copied there",
 )
 
 
@@ -26,18 +26,20 @@ def test_shipped_files_are_small_and_describe_how_they_were_made():
     assert f"--seed {meta['seed']}" in command and meta["train_config"]["seed"] == meta["seed"]
     assert meta["environment"]["versions"]["torch"]
     assert meta["metrics"]["test_accuracy"] >= 0.996
-    if meta["train_config"].get("teacher"):  # distilled: the teacher is identified by its weights
-        assert len(meta["teacher"]["weights_sha256"]) == 64 and "--teacher" in command
+    if "started_from" in meta:  # fine-tuned: the starting model is identified by its weights
+        assert len(meta["started_from"]["weights_sha256"]) == 64 and "--from" in command
 
 
-def test_the_compact_preset_holds_the_shipped_models_recipe():
+def test_its_preset_holds_the_shipped_models_recipe():
+    from digitlab.train.config import TrainConfig
     from digitlab.train.presets import PRESETS
 
     meta = load_model_meta(FOLDER)
-    compact = PRESETS["compact"]
-    assert meta["architecture"]["name"] == compact["model"]
-    assert all(meta["architecture"]["kwargs"][k] == v for k, v in compact["model_kwargs"].items())
-    assert {k: meta["train_config"][k] for k in compact["config"]} == compact["config"]
+    preset = PRESETS[meta["preset"]]
+    assert meta["architecture"]["name"] == preset["model"]
+    assert all(meta["architecture"]["kwargs"][k] == v for k, v in preset["model_kwargs"].items())
+    saved = TrainConfig.from_dict(meta["train_config"]).to_flat()
+    assert {k: saved[k] for k in preset["config"]} == preset["config"]
 
 
 def test_loads_without_unpickling(monkeypatch):

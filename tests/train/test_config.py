@@ -118,13 +118,15 @@ def test_each_group_checks_its_own_fields(build, message):
         build()
 
 
-def test_the_shipped_and_the_previous_model_still_load_their_flat_configs():
-    for path in (pretrained_path(), ROOT / "bench" / "previous_model" / "model.json"):
-        saved = load_model_meta(path)["train_config"]
-        assert "optimizer" in saved and not isinstance(saved["optimizer"], dict)  # the flat form
-        config = TrainConfig.from_dict(saved)
-        assert config.optimizer.name == saved["optimizer"] and config.epochs == saved["epochs"]
-        assert config.to_flat()["augment"] == saved["augment"]
+def test_the_shipped_and_the_previous_model_load_their_configs():
+    shipped = load_model_meta(pretrained_path())["train_config"]
+    assert isinstance(shipped["optimizer"], dict)  # the nested form
+    assert TrainConfig.from_dict(shipped).to_dict() == shipped
+    previous = load_model_meta(ROOT / "bench" / "previous_model" / "model.json")["train_config"]
+    assert "optimizer" in previous and not isinstance(previous["optimizer"], dict)  # the flat form of 0.1.0
+    config = TrainConfig.from_dict(previous)
+    assert config.optimizer.name == previous["optimizer"] and config.epochs == previous["epochs"]
+    assert config.to_flat()["augment"] == previous["augment"]
 
 
 def test_a_model_saved_with_the_nested_form_passes_the_schema_and_loads(tmp_path):

@@ -13,7 +13,7 @@ CONFIG_FLAGS = {
     "weight_decay": float, "schedule": str, "warmup_epochs": float, "label_smoothing": float,
     "augment": str, "clean_epochs": int, "val_split": int, "early_stopping": int, "seed": int,
     "teacher": str, "distill_weight": float, "distill_temperature": float, "compile_mode": str,
-    "ema_decay": float, "lr_decay": float, "synthetic_fonts": int,
+    "ema_decay": float, "lr_decay": float, "synthetic_fonts": int, "blend_start": float,
 }
 BOOL_FLAGS = ("keep_best", "channels_last", "compile", "cpu_amp", "fused")
 
@@ -64,6 +64,9 @@ def add_train_config_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ema-decay", type=float, metavar="D",
                    help="end with an exponential moving average of the weights, updated every step (e.g. 0.999; "
                         "default 0 = off)")
+    g.add_argument("--blend-start", type=float, metavar="S",
+                   help="with --from/--pretrained: end with the weights blended this share of the way back to the "
+                        "starting ones, keeping what that model knew (e.g. 0.5; default 0 = off)")
     g.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory layout")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     g.add_argument("--compile-mode", choices=COMPILE_MODES, metavar="MODE",
@@ -155,6 +158,9 @@ def _resume_plan(args):
     checkpoint = load_for_resume(args.resume)
     extra, arch = checkpoint.extra, checkpoint.meta.get("architecture") or {}
     config = checkpoint.config
+    if config.regularisation.blend_start:
+        raise ConfigError(f"{args.resume} ends by blending back to the weights it started from, which checkpoints "
+                          "do not keep, so it cannot resume: train it again")
     if args.threads is not None:
         config = config.replace(threads=args.threads)
     args.dataset = extra.get("dataset", args.dataset)

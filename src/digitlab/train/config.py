@@ -115,6 +115,9 @@ class RegularisationConfig:
     teacher: str | None = None  # distil from this model (run folder, .safetensors, or "pretrained")
     distill_weight: float = 0.5  # the soft (teacher) term's share of the loss, see digitlab.train.distill
     distill_temperature: float = 2.0  # softens both distributions in the soft term
+    # Fine-tuning only: at the end, blend the weights back toward those training started from, this
+    # share of the way (WiSE-FT, see digitlab.train.blend). Keeps what the start model knew. 0 = off.
+    blend_start: float = 0.0
 
     def __post_init__(self):
         if not 0 <= self.label_smoothing < 1:
@@ -125,6 +128,8 @@ class RegularisationConfig:
             _bad(f"distill weight must be in (0, 1], got {self.distill_weight}")
         if not self.distill_temperature > 0:
             _bad(f"distill temperature must be > 0, got {self.distill_temperature}")
+        if not 0 <= self.blend_start < 1:
+            _bad(f"blend-start (the starting weights' share at the end) must be in [0, 1), got {self.blend_start}")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from digitlab.errors import ConfigError
 from digitlab.train.augment import make_augment
+from digitlab.train.blend import BlendWithStart
 from digitlab.train.callbacks import Callback, CallbackList, EarlyStopping, KeepBest
 from digitlab.train.config import TrainConfig
 from digitlab.train.device import configure_threads, cpu_float_mode, resolve_device, use_cpu_bf16
@@ -102,6 +103,8 @@ def config_callbacks(config: TrainConfig) -> list[Callback]:
         callbacks.append(EMA(reg.ema_decay))
     if config.keep_best:
         callbacks.append(KeepBest())
+    if reg.blend_start:  # last: it blends the weights training ends with, whichever those are
+        callbacks.append(BlendWithStart(reg.blend_start))
     if config.early_stopping:
         callbacks.append(EarlyStopping(config.early_stopping))
     return callbacks

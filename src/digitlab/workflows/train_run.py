@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from digitlab.errors import ConfigError
 from digitlab.evaluate.metrics import evaluate
 from digitlab.files import save_figure, write_json
 from digitlab.models.registry import build_model
@@ -58,6 +59,9 @@ def train_run(
     weights; its architecture replaces model_name/model_kwargs, and the run records where it started.
     """
     seed_everything(config.seed)  # the initial weights depend on it
+    if config.regularisation.blend_start and start_from is None:
+        raise ConfigError("blend-start (from --blend-start or the preset) blends the weights back toward the model "
+                          "training started from: give it with --from RUN or --pretrained")
     started_from = None
     if start_from is not None:
         model, started_from = initial_model(start_from)
