@@ -39,3 +39,13 @@ def test_unknown_attribute_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no_such_thing"):
         dl.no_such_thing
+
+
+def test_every_public_name_resolves_and_the_config_groups_build_a_config():
+    import digitlab as dl
+
+    for name in dl.__all__:
+        assert getattr(dl, name) is not None, name
+    config = dl.TrainConfig(epochs=2, optimizer=dl.OptimizerConfig("adam", lr=3e-4),
+                            regularisation=dl.RegularisationConfig(label_smoothing=0.1))
+    assert config == dl.TrainConfig.from_flat(epochs=2, optimizer="adam", lr=3e-4, label_smoothing=0.1)
