@@ -66,7 +66,7 @@ def run(args) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
 
-    from digitlab.serve.app import create_app
+    from digitlab.serve.app import apply_threads, create_app
     from digitlab.serve.service import load_recognizer
     from digitlab.serve.settings import ServeSettings
 
@@ -74,7 +74,7 @@ def run(args) -> int:
                              max_bytes=args.max_bytes, max_pixels=args.max_pixels,
                              min_confidence=args.min_confidence, body_timeout=args.body_timeout)
     _check_port_free(args.host, args.port)
-    settings.apply_threads()
+    apply_threads(settings.threads)
     # Load once here so that a bad --model is one clear error before any server starts.
     start = time.perf_counter()
     recognizer = load_recognizer(settings.model, runtime=settings.runtime, min_confidence=settings.min_confidence,

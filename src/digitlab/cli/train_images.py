@@ -14,7 +14,7 @@ NOT_WITH_IMAGES = ("model", "preset", "resume", "checkpoint_every", "validate_on
 
 
 def add_images_args(parser: argparse.ArgumentParser) -> None:
-    from digitlab.inference.finetune import FinetuneSettings
+    from digitlab.inference.finetune_settings import FinetuneSettings
 
     d = FinetuneSettings()
     g = parser.add_argument_group("fine-tune on your own digits")

@@ -20,28 +20,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from digitlab.errors import ConfigError, ImageError
-
-
-# `digitlab --help` imports this module for FinetuneSettings' defaults, so the functions below import
-# torch (through evaluate and train) and PIL (through folder) where they run, not here.
-@dataclass(frozen=True)
-class FinetuneSettings:
-    """holdout: share of each label's images kept out of training to measure the gain (a label with
-    one image trains on it). mnist_images: MNIST training images mixed in. user_share: your images' share
-    of the mixed training set (yours are repeated to reach it; augmentation varies the copies)."""
-
-    holdout: float = 0.25
-    mnist_images: int = 6000
-    user_share: float = 0.3
-    seed: int = 0
-
-    def __post_init__(self):
-        if not 0 <= self.holdout < 1:
-            raise ConfigError(f"the held-out share must be in [0, 1), got {self.holdout}")
-        if self.mnist_images < 0:
-            raise ConfigError(f"the MNIST images to mix in must be >= 0, got {self.mnist_images}")
-        if not 0 < self.user_share <= 1:
-            raise ConfigError(f"your images' share of the training set must be in (0, 1], got {self.user_share}")
+from digitlab.evaluate.metrics import evaluate, predict_proba
+from digitlab.inference.finetune_settings import FinetuneSettings
+from digitlab.inference.folder import list_image_folder
+from digitlab.train.loop import fit
 
 
 @dataclass(frozen=True)
@@ -62,7 +44,6 @@ class UserDigits:
 def read_user_digits(rec, root) -> UserDigits:
     """The single-digit images of the ImageFolder `root`, prepared by `rec` (a Recognizer) as `predict`
     prepares them. Raises ConfigError when no image could be used."""
-    from digitlab.inference.folder import list_image_folder  # lazy: start-up, see FinetuneSettings
 
     listing = list_image_folder(root)
     index = {name: i for i, name in enumerate(rec.classes)}
@@ -117,7 +98,6 @@ def mix_with_mnist(x_user, y_user, x_mnist, y_mnist, settings: FinetuneSettings)
 
 
 def _accuracy(model, x, y) -> float | None:
-    from digitlab.evaluate.metrics import predict_proba  # lazy: start-up, see FinetuneSettings
 
     if len(x) == 0:
         return None
@@ -138,8 +118,6 @@ def finetune(model, user: UserDigits, mnist, config, settings: FinetuneSettings 
 
     config: the TrainConfig of the fine-tuning fit (its seed drives the shuffling; settings.seed the
     split and the mix)."""
-    from digitlab.evaluate.metrics import evaluate  # lazy: start-up, see FinetuneSettings
-    from digitlab.train.loop import fit  # lazy: start-up, see FinetuneSettings
 
     settings = settings or FinetuneSettings()
     train_idx, held_idx = holdout_split(user.y, settings.holdout, settings.seed)

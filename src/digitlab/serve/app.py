@@ -20,6 +20,7 @@ import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -210,11 +211,17 @@ def _swagger_assets() -> Path | None:
     return path if (path / "swagger-ui-bundle.js").is_file() else None
 
 
+def apply_threads(threads: int) -> None:
+    """Few torch threads per process: requests already run in parallel threads, so intra-op threads
+    would only fight over the cores."""
+    torch.set_num_threads(threads)
+
+
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` worker processes (`digitlab serve --workers N`): the CLI puts
     its options in DIGITLAB_SERVE_* variables, which every worker reads."""
     settings = ServeSettings.from_env()
-    settings.apply_threads()
+    apply_threads(settings.threads)
     return create_app(model=settings.model, max_bytes=settings.max_bytes, max_pixels=settings.max_pixels,
                       min_confidence=settings.min_confidence, runtime=settings.runtime,
                       body_timeout=settings.body_timeout)

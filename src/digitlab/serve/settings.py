@@ -58,10 +58,3 @@ class ServeSettings:
             except ValueError:
                 raise ConfigError(f"{_PREFIX}{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
         return cls(**values)
-
-    def apply_threads(self) -> None:
-        """Few threads per process: requests already run in parallel threads, so intra-op threads
-        would only fight over the cores."""
-        import torch  # lazy: start-up time, `digitlab --help` reads the defaults here
-
-        torch.set_num_threads(self.threads)
