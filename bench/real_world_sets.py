@@ -18,7 +18,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "inference"))
 from render import digit_coverage, styled_coverage  # noqa: E402
 
-STRESS_SETS = ("tight16", "tight8", "photo", "shadow", "table", "ruled", "grid", "thin", "thick", "flagged1", "crossed7")
+STRESS_SETS = ("tight16", "tight8", "photo", "ruled", "grid", "thin", "thick", "flagged1", "crossed7", "shadow", "table")
 
 
 def png(grey: np.ndarray) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.inference.segment import segment_line
+from digitlab.inference.segment import Segment, is_one_digit, segment_line, side_by_side
 
 
 def ring(h: int = 60, w: int = 44, stroke: int = 7) -> np.ndarray:
@@ -131,3 +131,18 @@ def test_two_touching_digits_that_read_doubtfully_as_one_are_split():
     found = boxes(line_of((peak, 40)), ones_or_doubtful_zero)
     assert len(found) == 2
     assert found[0][1] <= 44 and found[1][3] >= 80 and found[0][3] <= found[1][1] + 8
+
+
+def test_a_digit_in_pieces_is_digit_shaped_and_a_number_is_not():
+    broken = ring()
+    broken[:, 20:24] = False  # a 0 in two tall halves side by side: two groups, one digit's shape
+    assert is_one_digit(line_of((broken, 40)))
+    assert not is_one_digit(line_of((ring(), 40), (ring(), 90)))  # two digits: wider than tall
+
+
+def test_side_by_side_needs_parts_of_the_inks_height():
+    mask = line_of((ring(), 40))
+    whole = Segment(mask, (20, 40, 80, 84))
+    part = Segment(mask, (20, 40, 45, 84))  # a quarter of the height: a cut-off piece of one digit
+    assert side_by_side([whole, whole], mask)
+    assert not side_by_side([part, whole], mask)

@@ -34,7 +34,7 @@ from digitlab.inference.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, dec
 from digitlab.inference.digit_score import box_of
 from digitlab.inference.onnx_export import OnnxBackend, exported_session
 from digitlab.inference.preprocess import digit_to_28, extract_digit, extract_ink
-from digitlab.inference.segment import Segment, is_one_digit, segment_line
+from digitlab.inference.segment import Segment, is_one_digit, segment_line, side_by_side
 from digitlab.models.storage import load_model, pretrained_path
 from digitlab.train.predict import predict_logits
 
@@ -320,7 +320,7 @@ class Recognizer:
             return Reading(source, "", (), (), 0.0, True)
         # The segments come back with the 28x28 images and raw probabilities they were read with.
         segments = segment_line(ink.ink, ink.mask, classify=self.predict_batch28)
-        if len(segments) > 1:
+        if segments:
             ink, segments = self._one_digit_reading(pil, ink, segments)
         digits = tuple(self._prediction(source, s.image28, s.probs, note) for s in segments)
         scale = ink.scale * decoded_scale(pil)  # working pixels per input pixel (decoding may reduce too)
@@ -333,17 +333,20 @@ class Recognizer:
 
 
     def _one_digit_reading(self, pil, ink, segments):
-        """(ink, segments) of the reading: `predict`'s digit instead of several when the ink is one
-        digit-shaped group (see segment.is_one_digit) and the model is surer of it as one digit than
-        of the split reading, so that `read` on an image of one digit answers what `predict` answers."""
-        if not is_one_digit(ink.mask):
+        """(ink, segments) of the reading: `predict`'s digit, so that `read` on an image of one digit
+        answers what `predict` answers. Always when the reading found one digit (predict frames it its
+        own way: a coarse pass, far specks left out); instead of several when the ink is digit-shaped
+        (see segment.is_one_digit), unless the parts are digits of one height side by side (see
+        segment.side_by_side, "11") and the model is surer of them than of the ink as one digit."""
+        if len(segments) > 1 and not is_one_digit(ink.mask):
             return ink, segments
         one, digit = extract_digit(pil)
         if digit is None:
             return ink, segments
         image28 = digit_to_28(one.ink, digit)
         probs = self.predict_batch28(image28[None])[0]
-        if float(probs.max()) < float(np.prod([s.probs.max() for s in segments])):
+        if (len(segments) > 1 and side_by_side(segments, ink.mask)
+                and float(probs.max()) < float(np.prod([s.probs.max() for s in segments]))):
             return ink, segments
         return one, [Segment(digit, box_of(digit), image28, probs)]
 

@@ -42,7 +42,8 @@ MIN_SHARE = 0.2       # a cut leaves at least 20% of the piece it splits on each
 MAX_ATOMS = 6         # a digit is at most 6 atoms (a 2 or 5 with a long stroke is cut into many)
 MAX_WIDTH = 1.8       # ... and at most 1.8 line heights wide (a 5 with a long bar is wide)
 CUT_WEIGHT = 1.0      # cost per stroke crossed by a cut the reading keeps
-ONE_DIGIT_WIDTH = 1.1 # one group this narrow (width / height) may be one digit: read compares it as one
+ONE_DIGIT_WIDTH = 1.3 # ink this narrow (width / height) may be one digit (a wide 5 is 1.25): read compares it as one
+SIDE_BY_SIDE = 0.85   # ... unless its parts are each this share of its height tall (digits of one height)
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,26 @@ def segment_line(ink: np.ndarray, mask: np.ndarray, classify: Classify | None = 
 
 
 def is_one_digit(mask: np.ndarray) -> bool:
-    """Is the ink one digit-shaped group: its non-speck pieces merge into one group (step 2) no wider
-    than ONE_DIGIT_WIDTH of its height? Touching digits are one group too, but wider."""
+    """Could the ink be one digit: is its non-speck ink no wider than ONE_DIGIT_WIDTH of its height?
+
+    Its pieces need not merge into one group: a 5's detached bar, a 3 drawn in broken strokes and a
+    tight crop's pieces are one digit too. A number is wider; a narrow pair such as "11" is left to
+    the model (see Recognizer.read: one digit must be surer than the split reading).
+    """
     comps = label_components(mask)
     if len(comps) == 0:
         return False
     keep = [i for i in range(len(comps)) if comps.areas[i] >= SPECK * comps.areas.max()]
-    groups = _merge_pieces(comps, keep)
-    if len(groups) != 1:
-        return False
-    y0, x0, y1, x1 = union_box(comps.boxes[groups[0]])
+    y0, x0, y1, x1 = union_box(comps.boxes[keep])
     return x1 - x0 <= ONE_DIGIT_WIDTH * (y1 - y0)
+
+
+def side_by_side(segments: list[Segment], mask: np.ndarray) -> bool:
+    """Are the segments digits written side by side: each at least SIDE_BY_SIDE of the ink's height
+    tall? The parts of one digit cut apart (a 5's bar, half a 9's loop) are shorter."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    height = rows[-1] - rows[0] + 1 if rows.size else 0
+    return all(s.box[2] - s.box[0] >= SIDE_BY_SIDE * height for s in segments)
 
 
 def _merge_pieces(comps: Components, keep: list[int]) -> list[list[int]]:

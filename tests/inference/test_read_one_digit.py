@@ -1,0 +1,84 @@
+"""`read` on an image of one digit answers what `predict` answers; a narrow pair stays two digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from inference_helpers import encode
+
+
+def drawn(strokes, size=(140, 110), width=9) -> bytes:
+    """PNG of pen strokes (lists of (x, y) points), dark on white."""
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    for points in strokes:
+        draw.line(points, fill=0, width=width, joint="curve")
+    return encode(image)
+
+
+FIVE_DETACHED_BAR = [
+    [(40, 22), (96, 18)],                                       # the bar, lifted off the stem
+    [(36, 34), (32, 70)],                                       # the stem
+    [(32, 70), (60, 62), (84, 76), (88, 100), (70, 120), (40, 122), (24, 112)],  # the bowl
+]
+ONE = [[(0, 20), (0, 120)]]
+
+
+# MNIST test digits cropped tight to their ink and shrunk (bench/real_world_sets.tight_crop): a 5 whose
+# bar came off, a 5 in two pieces, a 9 and a 2 in pieces. uint8 grey, dark ink on white, row by row.
+TIGHT = {
+    "five16": (16, "fffffffffffffffffffffffffffffffffffffffffeffffded3d4c9c4aa909b8dfffffefcfdea751d090c000000001256"
+               "ffffffffffd80f000000285362b7dafffffff8501493bb52a6e3eefafcfffffdfef66b0023cbfffffffffffffffbfdfeffd71700"
+               "44c4fffffcfefefefefffffffdf3882000075beafffeffffffffffffffffffe271310022e7ffffffffffffffe8fffeffffcf2f00"
+               "77fffcffffffffff73d5ffffffffa50262fffcffffffffff027ff2f0edb6240091fffdffffffffff270032411c002493ffffffff"
+               "ffffffffb92904001371e6fffeffffffffffffffffdec4b3cefffffbffffffffffffffffffffffffffffffffffffffffffffffff"),
+    "five8": (8, "ffffffffffffffffffdfc95360544671af45d6bcdbebeaeb8f216dceffffffffffd8bb4a99fefbfec7fbd6448dfffcff5140439e"
+              "fffeffffffffffffffffffff"),
+    "nine8": (8, "ffe84200189efeffff5d2ea14f6cfeffff4d95bc49aaffffffab0000644cddffffffbedbffb1aefffffeefbfffbb7fffffffdb0853"
+              "4278fffffeff8d020fddff"),
+    "two8": (8, "fffefef7790f18a3fffdffda27a66964fffffffcfff51a63fefcfcf8ff9720e2fffffffffb42a5ffea74818a291decff52527d00"
+             "46641e929d31468cffffb79a"),
+}
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from digitlab.inference.recognizer import Recognizer
+
+    return Recognizer.load()
+
+
+@pytest.mark.parametrize("crop", [None, (20, 8, 104, 130)])
+def test_a_five_with_a_detached_bar_reads_as_predict_answers(shipped, crop):
+    data = drawn(FIVE_DETACHED_BAR)
+    if crop is not None:  # cropped tight to the ink: wider than tall pieces, two groups
+        from io import BytesIO
+
+        data = encode(Image.open(BytesIO(data)).crop(crop))
+    predicted = shipped.predict_one(data)
+    assert predicted.digit == 5
+    assert shipped.read(data).number == "5"
+
+
+@pytest.mark.parametrize("name", sorted(TIGHT))
+def test_a_tight_crop_in_pieces_reads_as_predict_answers(shipped, name):
+    side, hexed = TIGHT[name]
+    data = encode(Image.fromarray(np.frombuffer(bytes.fromhex(hexed), np.uint8).reshape(side, side)))
+    predicted = shipped.predict_one(data)
+    assert shipped.read(data).number == str(predicted.digit)
+
+
+def test_one_piece_reading_is_predicts_digit(shipped):
+    image = np.full((300, 300), 255, np.uint8)
+    image[60:240, 140:152] = 0      # a 1
+    image[8:12, 8:12] = 0           # a speck in the corner: predict leaves it out
+    data = encode(Image.fromarray(image))
+    assert shipped.read(data).number == str(shipped.predict_one(data).digit) == "1"
+
+
+def test_a_narrow_pair_of_ones_stays_two_digits(shipped):
+    strokes = [[(x + dx, y) for x, y in ONE[0]] for dx in (30, 62)]
+    reading = shipped.read(drawn(strokes, size=(100, 140)))
+    assert reading.number == "11"
