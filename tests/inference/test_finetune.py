@@ -149,7 +149,9 @@ def test_train_images_cli_saves_a_run_that_loads_and_reports_before_and_after(ca
     assert "10 held out (25% of each label" in text and "MNIST test (10,000):" in text and "Saved to" in text
     metrics = json.loads(text.strip().splitlines()[-1])
     assert metrics["finetune"]["from"] == "pretrained" and metrics["finetune"]["holdout"]["n"] == 10
-    assert load_model(out).digitlab_meta["train_config"]["epochs"] == 1
+    saved_config = load_model(out).digitlab_meta["train_config"]
+    assert saved_config["epochs"] == 1
+    assert saved_config["regularisation"]["blend_start"] == 0.5  # blended back: keeps what the model knew
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["finetune"]["mnist_test"]["after"] == pytest.approx(saved["test_accuracy"])
     # Never over a saved model; and flags of a training from scratch are refused, in one line.
