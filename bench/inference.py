@@ -1,7 +1,12 @@
 """Inference speed: batch throughput (images/s) of torch and ONNX Runtime for the article's `mlp` and
-the shipped CNN, and single-image end-to-end latency (decode + preprocess + model) of a 400x400 PNG.
+the shipped CNN, single-image end-to-end latency (decode + preprocess + model) of a 400x400 PNG, and
+the preprocessing alone (one thread) of two kinds of 400x400 PNG: a clean canvas drawing and a
+photo-like image (uneven light, a shadow, sensor noise).
 
-Goals on 2 CPU cores: mlp >= 200,000 images/s, shipped CNN >= 20,000 images/s, latency p50 <= 5 ms.
+Goals on 2 CPU cores: mlp >= 200,000 images/s, shipped CNN >= 20,000 images/s, latency p50 <= 5 ms;
+preprocessing p50 <= 3 ms per 400x400 PNG on one core, decode excluded (the figure with the PNG decode
+included is printed beside it). Its baseline in the same run: a naive resize of the decoded image to
+28x28 (no inversion, no cropping, no centring), with the accuracy each gives the shipped model.
 Baseline in the same run: naive per-image torch calls (one forward per image, batch 1), as a script
 looping over files would do. Accuracy on the MNIST test set is printed beside every batch figure.
 Variants: torch fp32, torch bf16 autocast (channels-last for convnets), ONNX Runtime fp32 and ONNX
@@ -14,6 +19,7 @@ CNN is whatever model ships in src/digitlab/pretrained (or --model).
 
     .venv/bin/python bench/inference.py                    # full run (about a minute)
     .venv/bin/python bench/inference.py --quick            # smoke test
+    .venv/bin/python bench/inference.py --preprocess-only  # the preprocessing figures alone (seconds)
 
 Ends with one JSON line of the figures.
 """
@@ -33,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "inference"))
 from _common import emit_json, setup_lines  # noqa: E402
 
-GOALS = {"mlp": 200_000, "cnn": 20_000, "latency_p50_ms": 5.0}
+GOALS = {"mlp": 200_000, "cnn": 20_000, "latency_p50_ms": 5.0, "preprocess_p50_ms": 3.0}
+PREPROCESS_KINDS = {"canvas": "plain", "photo-like": "lighting"}  # tests/inference/render.py styles
 
 
 def parse_args(argv=None):
@@ -43,6 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=1024, help="batch size for the batched figures (default 1024)")
     p.add_argument("--seconds", type=float, default=3.0, help="time per throughput figure (default 3)")
     p.add_argument("--latency-images", type=int, default=300, help="PNGs for the latency figure (default 300)")
+    p.add_argument("--preprocess-images", type=int, default=200,
+                   help="PNGs of each kind for the preprocessing figures (default 200)")
+    p.add_argument("--preprocess-only", action="store_true", help="only the preprocessing figures")
     p.add_argument("--quick", action="store_true", help="smoke test: short timings, few images")
     return p.parse_args(argv)
 
@@ -163,6 +173,71 @@ def latency(args, x_test, y_test, runtime: str, model=None) -> dict:
     return {"p50_ms": float(p50), "p90_ms": float(p90), "model_p50_ms": model_p50, "accuracy": correct / n}
 
 
+def _p50_ms(fn, items, repeats: int = 3) -> float:
+    """Median milliseconds of fn(item) over the items, each timed `repeats` times (the best of them:
+    other processes' load only ever adds time)."""
+    times = []
+    for item in items:
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fn(item)
+            best = min(best, time.perf_counter() - started)
+        times.append(best * 1000)
+    return float(np.median(times))
+
+
+def preprocessing(args, x_test, y_test) -> dict:
+    """p50 ms of the preprocessing alone (decoded image -> 28x28, decode excluded), with the PNG decode
+    included, of the naive baseline (decoded image -> grey 28x28 by a plain resize) and of the model
+    call alone (batch 1), per kind of 400x400 PNG; with the accuracy each path gives the model."""
+    import threadpoolctl  # one core: numpy's and scipy's thread pools held to one thread
+
+    from digitlab.inference.decode import load_image
+    from digitlab.inference.preprocess import digit_to_28, extract_digit
+    from digitlab.inference.recognizer import Recognizer
+    from render import naive_28, render_user_image
+
+    rec = Recognizer.load(args.model)
+    n = 30 if args.quick else args.preprocess_images
+    out = {}
+    print(f"\npreprocessing alone, 400x400 PNG -> 28x28, one thread, p50 over {n} PNGs of each kind "
+          f"(best of 3 runs each); load average {os.getloadavg()[0]:.2f}:")
+    with threadpoolctl.threadpool_limits(1):
+        for kind, style in PREPROCESS_KINDS.items():
+            rng = np.random.default_rng(1)
+            pngs = [render_user_image(x_test[i], style, rng) for i in range(n)]
+            decoded = [load_image(data)[0] for data in pngs]
+            for image in decoded:
+                image.load()
+
+            def prepare(image):
+                ink, digit = extract_digit(image)
+                return None if digit is None else digit_to_28(ink.ink, digit)
+
+            prepared = [prepare(image) for image in decoded]
+            found = [i for i, x in enumerate(prepared) if x is not None]
+            pred = np.full(n, -1)
+            if found:
+                pred[found] = rec.predict_batch28(np.stack([prepared[i] for i in found])).argmax(1)
+            naive = rec.predict_batch28(np.stack([naive_28(data) for data in pngs])).argmax(1)
+            figures = {
+                "preprocess_p50_ms": _p50_ms(prepare, decoded),
+                "decode_and_preprocess_p50_ms": _p50_ms(lambda data: prepare(load_image(data)[0]), pngs),
+                "naive_resize_p50_ms": _p50_ms(naive_28, pngs),
+                "model_call_p50_ms": _p50_ms(rec.predict_batch28, [prepared[found[0]][None]] * min(n, 50)) if found else None,
+                "accuracy": float(np.mean(pred == y_test[:n])),
+                "naive_accuracy": float(np.mean(naive == y_test[:n])),
+            }
+            out[kind] = figures
+            verdict = "met" if figures["preprocess_p50_ms"] <= GOALS["preprocess_p50_ms"] else "NOT met"
+            print(f"  {kind:10s} preprocess {figures['preprocess_p50_ms']:.2f} ms (with PNG decode "
+                  f"{figures['decode_and_preprocess_p50_ms']:.2f} ms; model call {figures['model_call_p50_ms']:.2f} ms), "
+                  f"accuracy {figures['accuracy']:.4f} | naive resize (with decode) {figures['naive_resize_p50_ms']:.2f} ms, "
+                  f"accuracy {figures['naive_accuracy']:.4f}; goal <= {GOALS['preprocess_p50_ms']} ms: {verdict}")
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.quick:
@@ -180,6 +255,10 @@ def main(argv=None) -> int:
     data = load_dataset("mnist", download=False)
     x = data.x_test.astype(np.float32) / 255.0
     y = data.y_test
+    if args.preprocess_only:
+        emit_json({"bench": "inference", "preprocessing": preprocessing(args, data.x_test, y),
+                   "threads": 1, "commit": env["commit"], "goals": GOALS})
+        return 0
     torch.manual_seed(0)
     mlp = build_model("mlp")
     n_train = 5000 if args.quick else 60000
@@ -197,6 +276,7 @@ def main(argv=None) -> int:
         int8_file = Path(folder) / f"{cnn_name}-int8.onnx"
         if int8_file.exists():
             figures["latency"]["onnx_int8"] = latency(args, data.x_test, y, "onnx_int8", model=int8_file)
+    figures["preprocessing"] = preprocessing(args, data.x_test, y)
     figures["load_average_end"] = os.getloadavg()[0]
     figures.update(bench="inference", threads=args.threads, batch=args.batch, commit=env["commit"], goals=GOALS)
     emit_json(figures)

@@ -166,8 +166,11 @@ def _border_band(mask: np.ndarray, side: int) -> np.ndarray | None:
     view = np.rot90(mask, side)  # the side in question on top
     h, w = view.shape
     reach = max(2, int(EDGE_WIDTH * h))
+    k = max(3, h // 40)
+    if view[: max(2, h // 50) + k].any(axis=0).mean() < BAND_CONTACT / 2:
+        return None  # cheap first look: the dense-ink contact below is at most this, widened by k
     # The table's texture leaves holes in its ink: the band is found where ink is dense, not solid.
-    top = ndimage.uniform_filter(view[:reach].astype(np.float32), size=max(3, h // 40), mode="nearest") > 0.25
+    top = ndimage.uniform_filter(view[:reach].astype(np.float32), size=k, mode="nearest") > 0.25
     contact = top[: max(2, h // 50)].any(axis=0)
     if contact.mean() < BAND_CONTACT:
         return None

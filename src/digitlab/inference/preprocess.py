@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from digitlab.inference.background import estimate_background, suppress_background  # noqa: F401
 from digitlab.inference.components import drop_faint, label_components, mask_of, select_digit
 # Steps 6-9 live in digit28, and steps 1-3 in grey; they are part of this module's API.
 from digitlab.inference.digit28 import (  # noqa: F401
@@ -50,7 +51,7 @@ NOISE_K = 4.0        # pixels under median + 4 sigma are background noise
 CLEAN = 0.01         # pixel noise sigma below which the mask needs no smoothing (scans, screenshots)
 NOISY = 0.05         # noise sigma (of the 3x3 mean) above which an inkless image is "noise", not "blank"
 DARK_INK_BIAS = 1.8  # under uneven light, dark ink unless light ink leaves 1.8x less "ink"
-SHADOW_DEPTH = 0.55  # shadows darken paper by less than this; a darker "background" block is a stroke
+THUMB = 200          # ... judged on a thumbnail this size (a 400 px image's coarse pass is its size)
 MAX_INK_FRACTION = 0.5  # ink covers less of the image than the background does
 PAPER_TOLERANCE = 0.06  # a flat background's paper is within 0.06 of its median ...
 PAPER_BLOCKS = 0.9      # ... in 90% of the blocks (the rest lie inside bold strokes)
@@ -118,58 +119,28 @@ def to_ink_polarity(grey: np.ndarray, paper: tuple[float, bool] | None = None) -
     return ((1.0 - grey) if inverted else grey).astype(np.float32), inverted
 
 
-def _darker_locally(grey: np.ndarray, thumb: int = 192) -> bool:
+def _darker_locally(grey: np.ndarray, thumb: int | None = None) -> bool:
     """True when the ink is darker than the paper around it (ink on paper), False when lighter (chalk).
 
-    Ink is sparse strokes on a smooth background. On a <= 192 px thumbnail the background is
+    Ink is sparse strokes on a smooth background. On a <= THUMB px thumbnail the background is
     suppressed (step 5) under both hypotheses: with the right one the ink strength is the strokes
     alone; with the wrong one it is the paper around them. The hypothesis with less ink mass wins,
     with a bias (DARK_INK_BIAS) towards dark ink, the common case.
     """
+    thumb = THUMB if thumb is None else thumb
     small = Image.fromarray(grey.astype(np.float32))
     if max(small.size) > thumb:
         factor = thumb / max(small.size)
         small = small.resize((max(1, round(small.width * factor)), max(1, round(small.height * factor))), Image.BOX)
     g = np.asarray(small, dtype=np.float32)
-    # Bold strokes make the two masses close; photos of light ink on a dark surface are rare, so dark
-    # ink wins unless it leaves clearly more "ink" (measured on rendered MNIST photos: dark-ink scenes
-    # score up to 1.65).
-    return float(suppress_background(1.0 - g).sum()) <= DARK_INK_BIAS * float(suppress_background(g).sum())
+    return _dark_ink_wins(suppress_background(1.0 - g), suppress_background(g))
 
 
-def estimate_background(v: np.ndarray, grid: int = 16) -> np.ndarray:
-    """The paper's level under an ink-high image `v`, smooth, same shape: float32 in [0, 1].
-
-    Block minima on a ~grid x grid lattice find the paper in each block. A grey opening on the lattice
-    then removes blocks that lie wholly inside a stroke. Its width is a trade-off: 3 blocks follows a
-    shadow into a corner but leaves bold strokes (over 2 blocks wide) in; 5 blocks removes those but
-    cuts shadow corners, which then look like ink. So the 3-block estimate is used except where it
-    sits far above the 5-block one (by more than a shadow's depth): there a bold stroke filled it.
-    Bilinear interpolation brings the lattice back to full size.
-    """
-    h, w = v.shape
-    block = max(2, -(-max(h, w) // grid))
-    gh, gw = -(-h // block), -(-w // block)
-    padded = np.pad(v, ((0, gh * block - h), (0, gw * block - w)), mode="edge")
-    lattice = padded.reshape(gh, block, gw, block).min(axis=(1, 3))
-    narrow = ndimage.grey_opening(lattice, size=(min(3, gh), min(3, gw)), mode="nearest")
-    wide = ndimage.grey_opening(lattice, size=(min(5, gh), min(5, gw)), mode="nearest")
-    inside_stroke = (narrow - wide) / np.maximum(1.0 - wide, 0.05) > SHADOW_DEPTH
-    lattice = np.where(inside_stroke, wide, narrow).astype(np.float32)
-    full = Image.fromarray(lattice).resize((gw * block, gh * block), Image.BILINEAR)
-    return np.asarray(full, dtype=np.float32)[:h, :w]
-
-
-def suppress_background(v: np.ndarray, level: float | None = None) -> np.ndarray:
-    """Step 5: ink strength in [0, 1] from an ink-high image, with uneven lighting removed.
-
-    Light falling on paper multiplies: a pixel is paper * (1 - ink). In the ink-high domain that is
-    ink = (v - b) / (1 - b) with b the local background, which cancels gradients and soft shadows and
-    keeps the ink's grey levels (anti-aliased edges stay grey). `level`: a known flat background
-    (skips the estimate).
-    """
-    b = estimate_background(v) if level is None else np.float32(level)
-    return np.clip((v - b) / np.maximum(1.0 - b, 0.05), 0.0, 1.0).astype(np.float32)
+def _dark_ink_wins(dark: np.ndarray, light: np.ndarray) -> bool:
+    """Given the ink strength under both hypotheses: is the ink dark? Bold strokes make the two
+    masses close; photos of light ink on a dark surface are rare, so dark ink wins unless it leaves
+    clearly more "ink" (measured on rendered MNIST photos: dark-ink scenes score up to 1.65)."""
+    return float(dark.sum()) <= DARK_INK_BIAS * float(light.sum())
 
 
 def ink_mask(ink: np.ndarray) -> tuple[np.ndarray | None, float, str | None]:
@@ -227,8 +198,13 @@ def _ink_of(image, max_side: int) -> InkImage:
     median, flat = paper_level(grey)
     if abs(_border_median(grey) - median) > MIN_CONTRAST / 2 and (framed := _two_level(grey, scale)) is not None:
         return framed  # the median is ink, not paper: the ink covers much of the frame
-    v, inverted = to_ink_polarity(grey, (median, flat))
-    ink = suppress_background(v, ((1.0 - median) if inverted else median) if flat else None)
+    if flat or max(grey.shape) > THUMB:
+        v, inverted = to_ink_polarity(grey, (median, flat))
+        ink = suppress_background(v, ((1.0 - median) if inverted else median) if flat else None)
+    else:  # _darker_locally's thumbnail is the image itself: keep the winning hypothesis's ink
+        dark, light = suppress_background(1.0 - grey), suppress_background(grey)
+        inverted = _dark_ink_wins(dark, light)
+        ink = dark if inverted else light
     mask, t, reason = ink_mask(ink)
     if mask is None:
         framed = _two_level(grey, scale)

@@ -1,0 +1,65 @@
+"""Step 5 of preparing a user's image (see digitlab.inference.preprocess): the paper's level under the
+ink, estimated and divided out, so that gradients and soft shadows do not become ink.
+
+Arrays are float32 (H, W) in [0, 1], ink-high (1 = full-strength ink, the MNIST polarity).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+SHADOW_DEPTH = 0.55  # shadows darken paper by less than this; a darker "background" block is a stroke
+
+
+def estimate_background(v: np.ndarray, grid: int = 16) -> np.ndarray:
+    """The paper's level under an ink-high image `v`, smooth, same shape: float32 in [0, 1].
+
+    Block minima on a ~grid x grid lattice find the paper in each block. A grey opening on the lattice
+    then removes blocks that lie wholly inside a stroke. Its width is a trade-off: 3 blocks follows a
+    shadow into a corner but leaves bold strokes (over 2 blocks wide) in; 5 blocks removes those but
+    cuts shadow corners, which then look like ink. So the 3-block estimate is used except where it
+    sits far above the 5-block one (by more than a shadow's depth): there a bold stroke filled it.
+    Bilinear interpolation brings the lattice back to full size.
+    """
+    h, w = v.shape
+    block = max(2, -(-max(h, w) // grid))
+    gh, gw = -(-h // block), -(-w // block)
+    padded = np.pad(v, ((0, gh * block - h), (0, gw * block - w)), mode="edge")
+    # One axis at a time: 7x faster than a minimum over axes (1, 3) of the 4-d view.
+    lattice = padded.reshape(gh, block, gw * block).min(axis=1).reshape(gh, gw, block).min(axis=2)
+    narrow = ndimage.grey_opening(lattice, size=(min(3, gh), min(3, gw)), mode="nearest")
+    wide = ndimage.grey_opening(lattice, size=(min(5, gh), min(5, gw)), mode="nearest")
+    inside_stroke = (narrow - wide) / np.maximum(1.0 - wide, 0.05) > SHADOW_DEPTH
+    lattice = np.where(inside_stroke, wide, narrow).astype(np.float32)
+    return _upsample(lattice, gh * block, gw * block)[:h, :w]
+
+
+@functools.lru_cache(maxsize=64)
+def _bilinear_weights(n: int, size: int) -> np.ndarray:
+    """(n, size) float32: Pillow's bilinear resize of n samples to `size`, as a matrix (row i is
+    where sample i goes), read off Pillow itself by resizing the identity."""
+    eye = Image.fromarray(np.eye(n, dtype=np.float32))
+    return np.asarray(eye.resize((size, n), Image.BILINEAR), dtype=np.float32)
+
+
+def _upsample(lattice: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pillow's bilinear resize of a small float32 lattice to (height, width), as two matrix
+    products: 5x faster than Image.resize on a 16 x 16 lattice, the same to float rounding."""
+    gh, gw = lattice.shape
+    return (_bilinear_weights(gh, height).T @ lattice @ _bilinear_weights(gw, width)).astype(np.float32)
+
+
+def suppress_background(v: np.ndarray, level: float | None = None) -> np.ndarray:
+    """Step 5: ink strength in [0, 1] from an ink-high image, with uneven lighting removed.
+
+    Light falling on paper multiplies: a pixel is paper * (1 - ink). In the ink-high domain that is
+    ink = (v - b) / (1 - b) with b the local background, which cancels gradients and soft shadows and
+    keeps the ink's grey levels (anti-aliased edges stay grey). `level`: a known flat background
+    (skips the estimate).
+    """
+    b = estimate_background(v) if level is None else np.float32(level)
+    return np.clip((v - b) / np.maximum(1.0 - b, 0.05), 0.0, 1.0).astype(np.float32)
