@@ -227,3 +227,15 @@ def test_a_tight_crops_bar_along_one_side_is_not_a_table():
     ink = P.extract_ink(Image.fromarray(seven))
     assert ink.mask is not None
     assert ink.mask[:10].mean() > 0.9  # the bar is ink
+
+
+def test_a_sevens_bar_touching_the_top_of_a_photo_is_not_a_table():
+    page = np.full((320, 320), 0.9, np.float32)
+    page[0:30, 110:230] = 0.1  # the bar, cut by the photo's top edge, far from both corners
+    for y in range(30, 200):
+        x = int(220 - 60 * (y - 30) / 170)
+        page[y, x - 12 : x + 12] = 0.1
+    light = np.linspace(1.0, 0.7, 320)[None, :]  # uneven light: the photo path
+    ink = P.extract_ink(Image.fromarray(photographed(page * light)))
+    assert ink.mask is not None
+    assert ink.mask[5:25, 120:220].mean() > 0.9  # the bar is ink

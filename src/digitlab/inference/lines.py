@@ -137,7 +137,8 @@ def remove_border_bands(mask: np.ndarray) -> np.ndarray:
 
     Removed only when the digit (the largest piece of the rest) stays clear of every side (a tight
     crop's digit touches the frame, and its bar may run along a whole side) and the band runs past
-    it at one end or both (a paper edge crosses the frame). The mask itself otherwise."""
+    it at one end or both, from a corner of the frame (a paper edge crosses the frame). The mask
+    itself otherwise."""
     bands = [_border_band(mask, side) for side in range(4)]
     found = [b for b in bands if b is not None]
     if not found:
@@ -156,7 +157,10 @@ def remove_border_bands(mask: np.ndarray) -> np.ndarray:
         along = np.flatnonzero(band.any(axis=0 if side in (0, 2) else 1))
         digit = rx if side in (0, 2) else ry
         reach = PAST_END * (int(np.ptp(digit)) + 1)
-        if along.min() <= digit.min() - reach or along.max() >= digit.max() + reach:
+        length = w if side in (0, 2) else h
+        # A paper's edge crosses the frame: its band reaches a corner (a 7's bar touching the top does not).
+        corner = along.min() <= BAND_CLEAR * length or along.max() >= (1 - BAND_CLEAR) * length - 1
+        if corner and (along.min() <= digit.min() - reach or along.max() >= digit.max() + reach):
             out &= ~band
     return out
 

@@ -51,7 +51,8 @@ NOISE_K = 4.0        # pixels under median + 4 sigma are background noise
 CLEAN = 0.01         # pixel noise sigma below which the mask needs no smoothing (scans, screenshots)
 NOISY = 0.05         # noise sigma (of the 3x3 mean) above which an inkless image is "noise", not "blank"
 DARK_INK_BIAS = 1.8  # under uneven light, dark ink unless light ink leaves 1.8x less "ink"
-THUMB = 200          # ... judged on a thumbnail this size (a 400 px image's coarse pass is its size)
+THUMB = 200          # ... judged on the image itself up to this size (a 400 px image's coarse pass) ...
+THUMB_SIDE = 192     # ... and on a thumbnail this size of a larger one
 MAX_INK_FRACTION = 0.5  # ink covers less of the image than the background does
 PAPER_TOLERANCE = 0.06  # a flat background's paper is within 0.06 of its median ...
 PAPER_BLOCKS = 0.9      # ... in 90% of the blocks (the rest lie inside bold strokes)
@@ -122,15 +123,15 @@ def to_ink_polarity(grey: np.ndarray, paper: tuple[float, bool] | None = None) -
 def _darker_locally(grey: np.ndarray, thumb: int | None = None) -> bool:
     """True when the ink is darker than the paper around it (ink on paper), False when lighter (chalk).
 
-    Ink is sparse strokes on a smooth background. On a <= THUMB px thumbnail the background is
-    suppressed (step 5) under both hypotheses: with the right one the ink strength is the strokes
-    alone; with the wrong one it is the paper around them. The hypothesis with less ink mass wins,
-    with a bias (DARK_INK_BIAS) towards dark ink, the common case.
+    Ink is sparse strokes on a smooth background. On the image up to THUMB px, else on a THUMB_SIDE
+    px thumbnail, the background is suppressed (step 5) under both hypotheses: with the right one
+    the ink strength is the strokes alone; with the wrong one it is the paper around them. The
+    hypothesis with less ink mass wins, with a bias (DARK_INK_BIAS) towards dark ink, the common case.
     """
     thumb = THUMB if thumb is None else thumb
     small = Image.fromarray(grey.astype(np.float32))
     if max(small.size) > thumb:
-        factor = thumb / max(small.size)
+        factor = THUMB_SIDE / max(small.size)
         small = small.resize((max(1, round(small.width * factor)), max(1, round(small.height * factor))), Image.BOX)
     g = np.asarray(small, dtype=np.float32)
     return _dark_ink_wins(suppress_background(1.0 - g), suppress_background(g))
