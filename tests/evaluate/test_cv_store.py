@@ -25,3 +25,4 @@ def test_folds_cached_before_the_config_groups_are_still_found():
 def test_any_setting_and_the_protocol_change_the_key():
     assert task_key(_task(lr=0.02), False) != EARLIER_KEY
     assert task_key(_task(), reuse_model=True) != EARLIER_KEY
+    assert task_key(_task(blend_start=0.5), False) != EARLIER_KEY  # a newer setting, once set, counts too

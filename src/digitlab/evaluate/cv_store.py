@@ -30,13 +30,20 @@ def _stem(fold: int) -> str:
     return f"fold-{fold + 1:02d}"  # 1-based on disk, as people count folds
 
 
+# Settings newer than the fold stores in use, with their "off" default.
+ADDED_SETTINGS = {"blend_start": 0.0}
+
+
 def task_key(task, reuse_model: bool) -> str:
     """A hash of everything that determines a fold's result: model, settings, protocol and indices.
 
     The settings go in by their flat names (TrainConfig.to_flat), which stores written before the
-    groups also used, so their folds stay valid."""
+    groups also used, so their folds stay valid. Settings added since (ADDED_SETTINGS) go in only when
+    set away from their default, for the same reason."""
+    config = {name: value for name, value in task.config.to_flat().items()
+              if not (name in ADDED_SETTINGS and value == ADDED_SETTINGS[name])}
     payload = json.dumps({
-        "model": task.model_name, "model_kwargs": task.model_kwargs, "config": task.config.to_flat(),
+        "model": task.model_name, "model_kwargs": task.model_kwargs, "config": config,
         "reuse_model": bool(reuse_model),
         "train_idx": hashlib.sha256(np.ascontiguousarray(task.train_idx, dtype=np.int64).tobytes()).hexdigest(),
         "test_idx": hashlib.sha256(np.ascontiguousarray(task.test_idx, dtype=np.int64).tobytes()).hexdigest(),
