@@ -1,6 +1,7 @@
 """Users' own images: accuracy of `predict` (the Recognizer's MNIST-style preprocessing) against a
 naive script (plain resize to 28x28, no inversion, no centring) on real MNIST test digits rendered as
-people's photos and scans, and whole-number accuracy of `read` on numbers of 3 to 6 digits.
+people's photos and scans, and whole-number accuracy of `read` on numbers of 3 to 6 digits and on
+two-digit numbers.
 
 Goals: >= 98.5% of the user images right with the shipped model; >= 95% of the numbers read whole.
 Baseline in the same run: the naive preprocessing, same images, same model.
@@ -93,10 +94,17 @@ def main(argv=None) -> int:
     print(f"\nnumbers: {args.numbers} of 3-6 MNIST test digits, random spacing and slight overlap")
     print(f"  read whole: {whole:.4f} ({read_s / args.numbers * 1000:.0f} ms per number, {digits} digits); "
           f"goal >= {GOALS['numbers']}: {'met' if whole >= GOALS['numbers'] else 'NOT met'}")
+    # Two digits are the hardest call for read: a narrow pair ("11", "19") is also the shape of one digit.
+    pairs = render_number_set(data.x_test[5000:], data.y_test[5000:], args.numbers, seed=args.seed + 1,
+                              lengths=(2, 2))
+    read_pairs = [rec.read(png).number for png, _ in pairs]
+    pairs_whole = float(np.mean([r == truth for r, (_, truth) in zip(read_pairs, pairs)]))
+    as_one = sum(len(r) == 1 for r in read_pairs)
+    print(f"  two-digit numbers ({len(pairs)}): read whole {pairs_whole:.4f}; read as one digit: {as_one}")
     emit_json({
         "bench": "user_images", "n": args.n, "numbers": args.numbers, "seed": args.seed,
         "accuracy": acc, "naive_accuracy": naive_acc, "per_style": per_style,
-        "numbers_accuracy": whole, "model": rec.info["name"], "runtime": args.runtime,
+        "numbers_accuracy": whole, "pairs_accuracy": pairs_whole, "pairs_read_as_one": as_one, "model": rec.info["name"], "runtime": args.runtime,
         "unsure": sum(p.unsure for p in predictions), "wrong_and_unsure": flagged, "temperature": rec.temperature,
         "commit": env["commit"], "goals": GOALS,
     })

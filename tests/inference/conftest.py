@@ -10,6 +10,14 @@ from inference_helpers import encode, png_header_only, ring_digit
 
 
 @pytest.fixture(scope="session")
+def shipped():
+    """The shipped model, loaded once: the tests only read from it."""
+    from digitlab.inference.recognizer import Recognizer
+
+    return Recognizer.load()
+
+
+@pytest.fixture(scope="session")
 def mlp_run(tmp_path_factory):
     """An untrained (seeded) article mlp saved as a run folder: real loading, real inference."""
     import torch

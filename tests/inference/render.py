@@ -198,12 +198,14 @@ def render_number(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
     return _encode(img)
 
 
-def render_number_set(images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0):
-    """[(bytes, number string)] of n numbers of 3 to 6 digits drawn from the given MNIST digits."""
+def render_number_set(images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0,
+                      lengths: tuple[int, int] = (3, 6)):
+    """[(bytes, number string)] of n numbers of lengths[0] to lengths[1] digits drawn from the given
+    MNIST digits."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
-        idx = rng.choice(len(images), size=int(rng.integers(3, 7)), replace=False)
+        idx = rng.choice(len(images), size=int(rng.integers(lengths[0], lengths[1] + 1)), replace=False)
         out.append((render_number([images[i] for i in idx], rng), "".join(str(int(labels[i])) for i in idx)))
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.inference.components import drop_faint
+from digitlab.inference.components import drop_faint, drop_texture, euler_number
 
 
 def test_a_piece_much_fainter_than_the_pen_is_dropped():
@@ -24,3 +24,47 @@ def test_pieces_of_one_strength_are_all_kept():
     ink[5:35, 20:23] = 0.55  # a lighter stroke of the same pen (over 60% of the strongest)
     mask = ink > 0.3
     assert np.array_equal(drop_faint(mask, ink), mask)
+
+
+def grainy(shape, seed=0) -> np.ndarray:
+    """A surface's grain after thresholding: ink with holes everywhere."""
+    return np.random.default_rng(seed).random(shape) < 0.7
+
+
+def eight(mask: np.ndarray, y: int, x: int) -> None:
+    """Two stacked rings: the most holes (2) a digit has."""
+    for dy in (0, 30):
+        mask[y + dy : y + dy + 30, x : x + 24] = True
+        mask[y + dy + 6 : y + dy + 24, x + 6 : x + 18] = False
+
+
+def test_grain_near_the_frame_is_dropped_and_a_digit_beside_it_kept():
+    mask = np.zeros((200, 200), bool)
+    mask[10:110, 8:36] = grainy((100, 28))  # a table's grain, clear of the frame by 8 px
+    eight(mask, 120, 4)                     # an 8 touching the frame's left side: 2 holes
+    eight(mask, 70, 100)
+    kept = drop_texture(mask)
+    assert not kept[10:110, 8:36].any()
+    assert np.array_equal(kept[110:], mask[110:]) and np.array_equal(kept[:, 60:], mask[:, 60:])
+
+
+def test_grain_far_from_the_frame_or_alone_is_kept():
+    mask = np.zeros((200, 200), bool)
+    mask[60:140, 70:130] = grainy((80, 60))  # in the middle: what the user pointed the camera at
+    assert np.array_equal(drop_texture(mask), mask)
+    alone = np.zeros((200, 200), bool)
+    alone[0:100, 0:30] = grainy((100, 30))  # nothing else: the mask is left as it is
+    assert np.array_equal(drop_texture(alone), alone)
+
+
+def test_euler_number_counts_pieces_minus_holes_as_labelling_does():
+    from scipy import ndimage
+
+    mask = np.zeros((80, 80), bool)
+    eight(mask, 5, 5)                      # 1 piece, 2 holes
+    mask[10, 50] = mask[11, 51] = True     # touching at a corner: 1 piece (8-connected)
+    mask[40:60, 40:60] = grainy((20, 20))  # 1 piece or more, many holes
+    pieces = ndimage.label(mask, structure=np.ones((3, 3), bool))[1]
+    holes = ndimage.label(ndimage.binary_fill_holes(mask) & ~mask)[1]
+    assert euler_number(mask) == pieces - holes
+    assert euler_number(mask[:70, :35]) == -1  # the 8 alone

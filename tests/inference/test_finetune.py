@@ -46,13 +46,6 @@ def my_digits(tmp_path_factory, mnist):
     return root
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    from digitlab.inference.recognizer import Recognizer
-
-    return Recognizer.load()
-
-
 def test_user_digits_are_what_predict_prepares_and_bad_files_are_left_out(my_digits, shipped):
     user = read_user_digits(shipped, my_digits)
     assert user.x.shape == (10 * PER_LABEL, 28, 28) and user.x.dtype == np.uint8

@@ -77,13 +77,6 @@ def test_a_bad_folder_is_one_clear_error(tmp_path, make, words):
     assert "\n" not in str(info.value)
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    from digitlab.inference.recognizer import Recognizer
-
-    return Recognizer.load()
-
-
 def test_score_counts_every_file_once_and_bad_ones_as_wrong_with_their_reason(labelled, shipped):
     score = score_folder(shipped, list_image_folder(labelled), batch_size=7)  # several batches
     n = 10 * 2 * PER_SOURCE + 3

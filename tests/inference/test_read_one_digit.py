@@ -43,13 +43,6 @@ TIGHT = {
 }
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    from digitlab.inference.recognizer import Recognizer
-
-    return Recognizer.load()
-
-
 @pytest.mark.parametrize("crop", [None, (20, 8, 104, 130)])
 def test_a_five_with_a_detached_bar_reads_as_predict_answers(shipped, crop):
     data = drawn(FIVE_DETACHED_BAR)
@@ -82,3 +75,32 @@ def test_a_narrow_pair_of_ones_stays_two_digits(shipped):
     strokes = [[(x + dx, y) for x, y in ONE[0]] for dx in (30, 62)]
     reading = shipped.read(drawn(strokes, size=(100, 140)))
     assert reading.number == "11"
+
+
+WIDE = {
+    "seven": [[(10, 20), (150, 20), (90, 100)]],                              # a long bar over its stem
+    "open four": [[(20, 20), (25, 75), (95, 75)], [(95, 20), (100, 90), (125, 92)]],  # like a "u"
+}
+
+
+@pytest.mark.parametrize("name", sorted(WIDE))
+def test_a_digit_wider_than_tall_reads_as_predict_answers(shipped, name):
+    """Cut where its strokes meet, such a digit falls into a short part and a tall one whose columns
+    touch: one digit, as predict reads it, not two."""
+    data = drawn(WIDE[name], size=(200, 110))
+    predicted = shipped.predict_one(data)
+    assert predicted.digit == {"seven": 7, "open four": 4}[name]
+    assert shipped.read(data).number == str(predicted.digit)
+
+
+PAIRS = {  # two digits of unequal height with a gap between them: narrower than one wide digit
+    "14": ([[(20, 10), (20, 115)], [(90, 40), (65, 85), (125, 85)], [(110, 55), (112, 115)]], (160, 125)),
+    "70": ([[(15, 15), (75, 15), (40, 115)], [(120, 50), (100, 80), (120, 112), (140, 80), (120, 50)]], (170, 125)),
+    "12": ([[(20, 10), (20, 115)], [(60, 60), (85, 45), (105, 60), (60, 112), (115, 112)]], (140, 125)),
+}
+
+
+@pytest.mark.parametrize("number", sorted(PAIRS))
+def test_two_digits_with_a_gap_between_them_stay_two(shipped, number):
+    strokes, size = PAIRS[number]
+    assert shipped.read(drawn(strokes, size=size)).number == number

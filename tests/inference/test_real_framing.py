@@ -143,13 +143,6 @@ def test_visible_ink_is_never_blank_and_inkless_stays_no_digit():
     assert P.extract_ink(Image.fromarray(noise)).mask is None
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    from digitlab.inference.recognizer import Recognizer
-
-    return Recognizer.load()
-
-
 @pytest.mark.parametrize("case", ["plain", "tight", "8x8", "ruled", "grid", "shadow"])
 def test_read_answers_what_predict_answers_on_one_digit(shipped, case):
     images = {
@@ -216,6 +209,19 @@ def test_table_beyond_the_papers_edge_is_not_ink(sides):
         table |= across < 30 + 0.1 * (along - 160)  # 14 to 46 px deep: ~6 degrees of skew
     texture = np.clip(0.3 + 0.08 * np.random.default_rng(1).standard_normal((320, 320)), 0, 1)
     digit_only(photographed(np.where(table, texture, page)))
+
+
+@pytest.mark.parametrize("grain", [0.1, 0.2])
+def test_grainy_table_left_near_the_frame_is_not_a_digit(shipped, grain):
+    """A patch of table near the frame that no band along a side covers (the paper's corner lies inside
+    the photo): its thresholded grain is riddled with holes, and neither predict nor read takes it in."""
+    page = on_page(RING)
+    texture = np.clip(0.4 + grain * np.random.default_rng(3).standard_normal((320, 320)), 0, 1)
+    patch = np.zeros((320, 320), bool)
+    patch[20:140, 12:44] = True  # clear of the frame by 12 px, beside the digit
+    data = encode(Image.fromarray(photographed(np.where(patch, texture, page))))
+    assert shipped.predict_one(data).digit == 0
+    assert shipped.read(data).number == "0"
 
 
 def test_a_tight_crops_bar_along_one_side_is_not_a_table():

@@ -11,6 +11,9 @@ SPECK = 0.01        # a component under 1% of the largest one's area is a speck 
 NEAR = 0.25         # a piece within 25% of the digit's size from it belongs to it (a broken stroke)
 BIG_PIECE = 0.3     # a piece this large (vs the largest) is kept wherever it is: the user drew it
 FAINT = 0.6         # a piece whose mean ink is under 60% of the strongest piece's is not the pen's
+TEXTURE_HOLES = 10  # a piece near the frame with more holes than this, one per TEXTURE_AREA px of ink or
+TEXTURE_AREA = 40   # more, is a surface's grain: a digit's strokes enclose at most 2 (an 8)
+NEAR_FRAME = 0.12   # ... near: within 12% of the image's shorter side from the frame
 
 
 @dataclass(frozen=True)
@@ -118,3 +121,43 @@ def drop_faint(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
     if faint.size == 0:
         return mask
     return mask & ~np.isin(labels, faint)
+
+
+def drop_texture(mask: np.ndarray) -> np.ndarray:
+    """The mask without textured pieces near the frame: what remains of a table, carpet or fabric
+    beyond the paper's edge where remove_border_bands found no whole band to cut (it covers too little
+    of the side, or breaks up). Thresholded grain is ink riddled with holes: more than TEXTURE_HOLES,
+    at least one per TEXTURE_AREA px; a digit's strokes enclose at most 2, a noisy photo's a pinhole
+    or two more. The mask itself when nothing else would be left.
+    """
+    h, w = mask.shape
+    near = NEAR_FRAME * min(h, w)
+    rim = int(near) + 1
+    if not (mask[:rim].any() or mask[-rim:].any() or mask[:, :rim].any() or mask[:, -rim:].any()):
+        return mask  # no ink near the frame (most images): nothing to label
+    comps = label_components(mask)
+    oy, ox = comps.origin
+    smallest = max(TEXTURE_HOLES, SPECK * comps.areas.max())  # specks are left out downstream anyway
+    textured = []
+    for i, (y0, x0, y1, x1) in enumerate(comps.boxes):
+        if min(y0, x0, h - y1, w - x1) > near or comps.areas[i] < smallest:
+            continue
+        piece = comps.labels[y0 - oy : y1 - oy, x0 - ox : x1 - ox] == i + 1
+        holes = 1 - euler_number(piece)  # one connected piece: 1 - (pieces - holes)
+        if holes > TEXTURE_HOLES and comps.areas[i] <= TEXTURE_AREA * holes:
+            textured.append(i)
+    if not textured or len(textured) == len(comps):
+        return mask
+    return mask & ~mask_of(comps, textured)
+
+
+def euler_number(mask: np.ndarray) -> int:
+    """Pieces (8-connected) minus holes of a bool mask, from counts of its 2x2 pixel patterns (Gray's
+    bit quads): a few array operations, where filling and labelling the holes costs a pass each."""
+    m = np.pad(mask, 1).astype(np.int8)
+    a, b, c, d = m[:-1, :-1], m[:-1, 1:], m[1:, :-1], m[1:, 1:]
+    inked = a + b + c + d
+    one = int(np.count_nonzero(inked == 1))
+    three = int(np.count_nonzero(inked == 3))
+    diagonal = int(np.count_nonzero((inked == 2) & (a == d)))
+    return (one - three - 2 * diagonal) // 4

@@ -29,7 +29,7 @@ from PIL import Image
 from scipy import ndimage
 
 from digitlab.inference.background import estimate_background, suppress_background  # noqa: F401
-from digitlab.inference.components import drop_faint, label_components, mask_of, select_digit
+from digitlab.inference.components import drop_faint, drop_texture, label_components, mask_of, select_digit
 # Steps 6-9 live in digit28, and steps 1-3 in grey; they are part of this module's API.
 from digitlab.inference.digit28 import (  # noqa: F401
     CENTRE, DIGIT_BOX, FIELD, center_by_mass, crop_to_ink, digit_to_28, resize_longer_side, stroke_width,
@@ -212,7 +212,7 @@ def _ink_of(image, max_side: int) -> InkImage:
         if framed is not None:
             return framed
         return InkImage(ink=ink, mask=None, threshold=t, scale=scale, inverted=inverted, reason=reason)
-    mask = remove_lines(remove_border_bands(drop_faint(mask, ink)))
+    mask = remove_lines(drop_texture(remove_border_bands(drop_faint(mask, ink))))
     return InkImage(ink=ink, mask=mask, threshold=t, scale=scale, inverted=inverted)
 
 

@@ -34,7 +34,15 @@ from digitlab.inference.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, dec
 from digitlab.inference.digit_score import box_of
 from digitlab.inference.onnx_export import OnnxBackend, exported_session
 from digitlab.inference.preprocess import digit_to_28, extract_digit, extract_ink
-from digitlab.inference.segment import Segment, is_one_digit, segment_line, side_by_side
+from digitlab.inference.segment import (
+    MAX_WIDTH,
+    ONE_DIGIT_WIDTH,
+    Segment,
+    apart,
+    ink_aspect,
+    segment_line,
+    side_by_side,
+)
 from digitlab.models.storage import load_model, pretrained_path
 from digitlab.train.predict import predict_logits
 
@@ -337,15 +345,21 @@ class Recognizer:
         answers what `predict` answers. Always when the reading found one digit (predict frames it its
         own way: a coarse pass, far specks left out); instead of several when the ink is digit-shaped
         (see segment.is_one_digit), unless the parts are digits of one height side by side (see
-        segment.side_by_side, "11") and the model is surer of them than of the ink as one digit."""
-        if len(segments) > 1 and not is_one_digit(ink.mask):
+        segment.side_by_side, "11") and the model is surer of them than of the ink as one digit. Ink
+        wider than a digit, up to MAX_WIDTH, cut in two parts of unequal height whose columns meet or
+        overlap (a 7's bar over its stem, an open 4's arm) is one digit too when the model is surer of
+        it as one; two digits with a gap between them stay two."""
+        aspect = ink_aspect(ink.mask)
+        wide = aspect > ONE_DIGIT_WIDTH
+        if len(segments) > 1 and wide and (len(segments) > 2 or aspect > MAX_WIDTH or apart(*segments)
+                                           or side_by_side(segments, ink.mask)):
             return ink, segments
         one, digit = extract_digit(pil)
         if digit is None:
             return ink, segments
         image28 = digit_to_28(one.ink, digit)
         probs = self.predict_batch28(image28[None])[0]
-        if (len(segments) > 1 and side_by_side(segments, ink.mask)
+        if (len(segments) > 1 and (wide or apart(*segments) or side_by_side(segments, ink.mask))
                 and float(probs.max()) < float(np.prod([s.probs.max() for s in segments]))):
             return ink, segments
         return one, [Segment(digit, box_of(digit), image28, probs)]

@@ -77,19 +77,27 @@ def segment_line(ink: np.ndarray, mask: np.ndarray, classify: Classify | None = 
     return sorted(segments, key=lambda s: (s.box[1] + s.box[3]) / 2)
 
 
-def is_one_digit(mask: np.ndarray) -> bool:
-    """Could the ink be one digit: is its non-speck ink no wider than ONE_DIGIT_WIDTH of its height?
+def ink_aspect(mask: np.ndarray) -> float:
+    """Width over height of the non-speck ink's bounding box (0.0 for an empty mask).
 
     Its pieces need not merge into one group: a 5's detached bar, a 3 drawn in broken strokes and a
-    tight crop's pieces are one digit too. A number is wider; a narrow pair such as "11" is left to
-    the model (see Recognizer.read: one digit must be surer than the split reading).
+    tight crop's pieces are measured together.
     """
     comps = label_components(mask)
     if len(comps) == 0:
-        return False
+        return 0.0
     keep = [i for i in range(len(comps)) if comps.areas[i] >= SPECK * comps.areas.max()]
     y0, x0, y1, x1 = union_box(comps.boxes[keep])
-    return x1 - x0 <= ONE_DIGIT_WIDTH * (y1 - y0)
+    return (x1 - x0) / max(y1 - y0, 1)
+
+
+def is_one_digit(mask: np.ndarray) -> bool:
+    """Could the ink be one digit: is its non-speck ink no wider than ONE_DIGIT_WIDTH of its height?
+
+    A number is wider; a narrow pair such as "11" is left to the model (see Recognizer.read: one
+    digit must be surer than the split reading).
+    """
+    return 0.0 < ink_aspect(mask) <= ONE_DIGIT_WIDTH
 
 
 def side_by_side(segments: list[Segment], mask: np.ndarray) -> bool:
@@ -98,6 +106,12 @@ def side_by_side(segments: list[Segment], mask: np.ndarray) -> bool:
     rows = np.flatnonzero(mask.any(axis=1))
     height = rows[-1] - rows[0] + 1 if rows.size else 0
     return all(s.box[2] - s.box[0] >= SIDE_BY_SIDE * height for s in segments)
+
+
+def apart(*segments: Segment) -> bool:
+    """Is there a gap, a column without ink of either, between segments next to each other?"""
+    spans = sorted((s.box[1], s.box[3]) for s in segments)
+    return any(right[0] > left[1] for left, right in zip(spans, spans[1:]))
 
 
 def _merge_pieces(comps: Components, keep: list[int]) -> list[list[int]]:
