@@ -345,7 +345,8 @@ class Recognizer:
         answers what `predict` answers. Always when the reading found one digit (predict frames it its
         own way: a coarse pass, far specks left out); instead of several when the ink is digit-shaped
         (see segment.is_one_digit), unless the parts are digits of one height side by side (see
-        segment.side_by_side, "11") and the model is surer of them than of the ink as one digit. Ink
+        segment.side_by_side, "11") or have a column without ink between them (segment.apart, a 1
+        beside a shorter 4), and the model is surer of them than of the ink as one digit. Ink
         wider than a digit, up to MAX_WIDTH, cut in two parts of unequal height whose columns meet or
         overlap (a 7's bar over its stem, an open 4's arm) is one digit too when the model is surer of
         it as one; two digits with a gap between them stay two."""
