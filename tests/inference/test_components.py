@@ -55,6 +55,8 @@ def test_grain_far_from_the_frame_or_alone_is_kept():
     alone = np.zeros((200, 200), bool)
     alone[0:100, 0:30] = grainy((100, 30))  # nothing else: the mask is left as it is
     assert np.array_equal(drop_texture(alone), alone)
+    alone[150, 150] = alone[20, 150] = True  # specks beside it do not count as something else
+    assert np.array_equal(drop_texture(alone), alone)
 
 
 def test_euler_number_counts_pieces_minus_holes_as_labelling_does():

@@ -146,8 +146,9 @@ def drop_texture(mask: np.ndarray) -> np.ndarray:
         holes = 1 - euler_number(piece)  # one connected piece: 1 - (pieces - holes)
         if holes > TEXTURE_HOLES and comps.areas[i] <= TEXTURE_AREA * holes:
             textured.append(i)
-    if not textured or len(textured) == len(comps):
-        return mask
+    rest = np.delete(comps.areas, textured)
+    if not textured or not (rest >= smallest).any():
+        return mask  # what would be left is specks at most
     return mask & ~mask_of(comps, textured)
 
 

@@ -350,17 +350,18 @@ class Recognizer:
         wider than a digit, up to MAX_WIDTH, cut in two parts of unequal height whose columns meet or
         overlap (a 7's bar over its stem, an open 4's arm) is one digit too when the model is surer of
         it as one; two digits with a gap between them stay two."""
-        aspect = ink_aspect(ink.mask)
+        several = len(segments) > 1
+        aspect = ink_aspect(ink.mask) if several else 0.0  # one segment: predict's digit, no test needed
         wide = aspect > ONE_DIGIT_WIDTH
-        if len(segments) > 1 and wide and (len(segments) > 2 or aspect > MAX_WIDTH or apart(*segments)
-                                           or side_by_side(segments, ink.mask)):
+        if wide and (len(segments) > 2 or aspect > MAX_WIDTH or apart(*segments)
+                     or side_by_side(segments, ink.mask)):
             return ink, segments
         one, digit = extract_digit(pil)
         if digit is None:
             return ink, segments
         image28 = digit_to_28(one.ink, digit)
         probs = self.predict_batch28(image28[None])[0]
-        if (len(segments) > 1 and (wide or apart(*segments) or side_by_side(segments, ink.mask))
+        if (several and (wide or apart(*segments) or side_by_side(segments, ink.mask))
                 and float(probs.max()) < float(np.prod([s.probs.max() for s in segments]))):
             return ink, segments
         return one, [Segment(digit, box_of(digit), image28, probs)]
