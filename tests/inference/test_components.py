@@ -70,3 +70,18 @@ def test_euler_number_counts_pieces_minus_holes_as_labelling_does():
     holes = ndimage.label(ndimage.binary_fill_holes(mask) & ~mask)[1]
     assert euler_number(mask) == pieces - holes
     assert euler_number(mask[:70, :35]) == -1  # the 8 alone
+
+
+def test_grain_broken_into_a_field_of_pieces_near_the_frame_is_dropped():
+    mask = np.zeros((200, 200), bool)
+    for row, y in enumerate(range(10, 110, 2)):  # a wood grain's streaks, thresholded: 1x12 flecks
+        for x in (2, 16):
+            x += 7 * (row % 2)
+            mask[y, x : x + 12] = True
+    eight(mask, 70, 100)
+    for y in (130, 150, 170):  # a 1 broken in three strokes near the frame: a few pieces, kept
+        mask[y : y + 15, 180:186] = True
+    field = (slice(10, 110), slice(2, 36))
+    kept = drop_texture(mask)
+    assert kept[field].sum() < 0.3 * mask[field].sum()  # all but some flecks at the field's rim
+    assert np.array_equal(kept[:, 60:], mask[:, 60:])

@@ -245,3 +245,31 @@ def test_a_sevens_bar_touching_the_top_of_a_photo_is_not_a_table():
     ink = P.extract_ink(Image.fromarray(photographed(page * light)))
     assert ink.mask is not None
     assert ink.mask[5:25, 120:220].mean() > 0.9  # the bar is ink
+
+
+@pytest.mark.parametrize("angle, depth", [(0.3, 0.45), (4.0, 0.5)])
+def test_hard_shadow_edge_through_a_grey_digit_is_not_ink(angle, depth):
+    """Grey ink (a pencil, a worn pen) with a sharp shadow's edge across it: the smooth background
+    estimate cannot follow the edge, and the shadowed paper beside it must not join the digit."""
+    from scipy import ndimage
+
+    page = 0.85 - 0.6 * (1.0 - on_page(RING))  # paper at 0.85, ink at 0.25
+    yy, xx = np.mgrid[0:320, 0:320].astype(np.float32)
+    signed = np.cos(angle) * (xx - 160) + np.sin(angle) * (yy - 160)
+    image = photographed(page * (1.0 - depth / (1.0 + np.exp(-signed))))
+    ink, digit = P.extract_digit(Image.fromarray(image))
+    assert digit is not None
+    near_ring = ndimage.binary_dilation(on_page(RING) < 0.5, iterations=4)
+    assert (digit & ~near_ring).sum() < 0.02 * (digit & near_ring).sum()
+    assert similarity(P.digit_to_28(ink.ink, digit), REFERENCE) > 0.9
+
+
+def test_a_shadow_over_half_the_photo_is_not_taken_for_a_tight_crops_ink():
+    """Two grey levels, the darker touching the frame along a side: a tight crop's ink or a shadow?
+    Ink is strokes; a shadow is a region far deeper than any stroke."""
+    page = 0.85 - 0.6 * (1.0 - on_page(RING, at=(110, 60)))
+    yy = np.mgrid[0:320, 0:320][0]
+    image = photographed(page * np.where(yy < 100 + 0.4 * np.mgrid[0:320, 0:320][1], 0.55, 1.0))
+    assert two_level_ink(image.astype(np.float32) / 255.0) is None
+    out = prepared(image)
+    assert out is not None and similarity(out, REFERENCE) > 0.85

@@ -13,10 +13,18 @@ from PIL import Image
 from scipy import ndimage
 
 SHADOW_DEPTH = 0.55  # shadows darken paper by less than this; a darker "background" block is a stroke
+SHADOW_STEP = 0.15  # a neighbouring block this much darker (as a share of the light) is a shadow's edge
 
 
-def estimate_background(v: np.ndarray, grid: int = 16) -> np.ndarray:
-    """The paper's level under an ink-high image `v`, smooth, same shape: float32 in [0, 1].
+def estimate_background(v: np.ndarray, grid: int = 16, shadow_edges: bool = True) -> np.ndarray:
+    """The paper's level under an ink-high image `v`, smooth, same shape: float32 in [0, 1]; with
+    `shadow_edges`, it then follows hard shadows' edges (see `_follow_shadow_edges`)."""
+    smooth, lattice, block = _smooth_estimate(v, grid)
+    return _follow_shadow_edges(v, lattice, smooth, block) if shadow_edges else smooth
+
+
+def _smooth_estimate(v: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(estimate, lattice, block px): the paper's level under `v` as a smooth image, and the lattice.
 
     Block minima on a ~grid x grid lattice find the paper in each block. A grey opening on the lattice
     then removes blocks that lie wholly inside a stroke. Its width is a trade-off: 3 blocks follows a
@@ -35,7 +43,33 @@ def estimate_background(v: np.ndarray, grid: int = 16) -> np.ndarray:
     wide = ndimage.grey_opening(lattice, size=(min(5, gh), min(5, gw)), mode="nearest")
     inside_stroke = (narrow - wide) / np.maximum(1.0 - wide, 0.05) > SHADOW_DEPTH
     lattice = np.where(inside_stroke, wide, narrow).astype(np.float32)
-    return _upsample(lattice, gh * block, gw * block)[:h, :w]
+    smooth = _upsample(lattice, gh * block, gw * block)[:h, :w]
+    return smooth, lattice, block
+
+
+def _follow_shadow_edges(v: np.ndarray, lattice: np.ndarray, smooth: np.ndarray, block: int) -> np.ndarray:
+    """The background across a hard shadow's edge, which a smooth lattice estimate cannot follow.
+
+    Interpolated across a sharp edge, the estimate sits at the lit paper's level on the shadowed side,
+    so a band of shadowed paper one block wide reads as ink. Where the paper within a block of a
+    block's neighbours steps from lit to shadowed (darker by SHADOW_STEP to SHADOW_DEPTH of the light),
+    everything up to the shadow's level is taken as paper there: shadowed paper and the edge's blur
+    go, and ink keeps what stands out of the shadow. Images without such a step (most) return
+    `smooth` untouched.
+    """
+    # Shadow and light are regions: a closing first fills lighter runs under 3 blocks wide (the halo
+    # some drawing apps leave beside a stroke), so only a step between two regions remains.
+    regions = ndimage.grey_closing(lattice, size=(3, 3), mode="nearest")
+    darkest = ndimage.grey_dilation(regions, size=(3, 3), mode="nearest")  # the darkest paper nearby
+    lightest = ndimage.grey_erosion(regions, size=(3, 3), mode="nearest")  # what the estimate leans to
+    step = (darkest - lightest) / np.maximum(1.0 - lightest, 0.05)
+    edge = (step > SHADOW_STEP) & (step < SHADOW_DEPTH)
+    if not edge.any():
+        return smooth
+    h, w = v.shape
+    shadow = np.where(edge, darkest, 0.0).astype(np.float32)
+    shadow = np.repeat(np.repeat(shadow, block, axis=0), block, axis=1)[:h, :w]
+    return np.maximum(smooth, np.minimum(v, shadow))
 
 
 @functools.lru_cache(maxsize=64)
@@ -53,13 +87,31 @@ def _upsample(lattice: np.ndarray, height: int, width: int) -> np.ndarray:
     return (_bilinear_weights(gh, height).T @ lattice @ _bilinear_weights(gw, width)).astype(np.float32)
 
 
-def suppress_background(v: np.ndarray, level: float | None = None) -> np.ndarray:
+def suppress_background(v: np.ndarray, level: float | None = None, shadow_edges: bool = True) -> np.ndarray:
     """Step 5: ink strength in [0, 1] from an ink-high image, with uneven lighting removed.
 
     Light falling on paper multiplies: a pixel is paper * (1 - ink). In the ink-high domain that is
     ink = (v - b) / (1 - b) with b the local background, which cancels gradients and soft shadows and
     keeps the ink's grey levels (anti-aliased edges stay grey). `level`: a known flat background
-    (skips the estimate).
+    (skips the estimate). shadow_edges=False: a plain smooth estimate, for comparing the two polarity
+    hypotheses (under the wrong one, strokes would pass for shadows' edges).
     """
-    b = estimate_background(v) if level is None else np.float32(level)
+    if level is not None:
+        b = np.float32(level)
+    else:
+        b = estimate_background(v, shadow_edges=shadow_edges)
+    return _ink(v, b)
+
+
+def _ink(v: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip((v - b) / np.maximum(1.0 - b, 0.05), 0.0, 1.0).astype(np.float32)
+
+
+def ink_both_ways(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ink under a smooth estimate, ink with shadows' edges followed) from one estimate: the first
+    compares polarity hypotheses, the second is the winner's ink (the same array when no shadow's
+    edge is there, as in most images)."""
+    smooth, lattice, block = _smooth_estimate(v, 16)
+    plain = _ink(v, smooth)
+    followed = _follow_shadow_edges(v, lattice, smooth, block)
+    return plain, (plain if followed is smooth else _ink(v, followed))

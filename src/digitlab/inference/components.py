@@ -14,6 +14,7 @@ FAINT = 0.6         # a piece whose mean ink is under 60% of the strongest piece
 TEXTURE_HOLES = 10  # a piece near the frame with more holes than this, one per TEXTURE_AREA px of ink or
 TEXTURE_AREA = 40   # more, is a surface's grain: a digit's strokes enclose at most 2 (an 8)
 NEAR_FRAME = 0.12   # ... near: within 12% of the image's shorter side from the frame
+GRAIN_PIECES = 10   # ... so is a piece near the frame with more than this many others around it
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,10 @@ def drop_texture(mask: np.ndarray) -> np.ndarray:
     beyond the paper's edge where remove_border_bands found no whole band to cut (it covers too little
     of the side, or breaks up). Thresholded grain is ink riddled with holes: more than TEXTURE_HOLES,
     at least one per TEXTURE_AREA px; a digit's strokes enclose at most 2, a noisy photo's a pinhole
-    or two more. The mask itself when nothing else would be left.
+    or two more. Grain may also break up into a field of pieces: a piece near the frame, not the
+    largest, with more than GRAIN_PIECES others (specks too) within its own size of it is part of
+    that field (a digit's broken strokes make a few). The mask itself when nothing
+    else would be left.
     """
     h, w = mask.shape
     near = NEAR_FRAME * min(h, w)
@@ -138,9 +142,16 @@ def drop_texture(mask: np.ndarray) -> np.ndarray:
     comps = label_components(mask)
     oy, ox = comps.origin
     smallest = max(TEXTURE_HOLES, SPECK * comps.areas.max())  # specks are left out downstream anyway
+    centres = (comps.boxes[:, :2] + comps.boxes[:, 2:]) / 2.0
+    largest = int(np.argmax(comps.areas))
     textured = []
     for i, (y0, x0, y1, x1) in enumerate(comps.boxes):
         if min(y0, x0, h - y1, w - x1) > near or comps.areas[i] < smallest:
+            continue
+        reach = max(y1 - y0, x1 - x0)
+        around = int(np.all(np.abs(centres - centres[i]) <= reach, axis=1).sum()) - 1
+        if i != largest and around > GRAIN_PIECES:
+            textured.append(i)
             continue
         piece = comps.labels[y0 - oy : y1 - oy, x0 - ox : x1 - ox] == i + 1
         holes = 1 - euler_number(piece)  # one connected piece: 1 - (pieces - holes)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from digitlab.inference.components import label_components
 
@@ -33,6 +34,7 @@ DARK_FRAME = 0.55      # dark ink unless the dark level holds over 55% of the fr
 MAIN_PIECE = 0.3       # the largest ink piece holds at least 30% of the ink (noise is all specks)
 MAX_CONTACT = 0.5      # a tight crop's strokes touch under half of the border; paper framed by a table, more
 SIDE_CONTACT = 0.7     # ... and run along 70% of one side at most
+MAX_DEPTH = 0.2        # no ink lies further than 20% of the frame's longer side from the paper: strokes
 
 
 def upsample_small(grey: np.ndarray, low_res: int = LOW_RES) -> tuple[np.ndarray, int]:
@@ -101,6 +103,8 @@ def two_level_ink(grey: np.ndarray, separation: float = MIN_SEPARATION,
         return None
     if not upsampled and _framed_by_table(mask):
         return None  # the "ink" is the paper, framed by the table or a shadow at the borders
+    if not upsampled and _solid(mask):
+        return None  # the "ink" is a shadow or the table: a region, not strokes
     paper, ink_level = (light_level, dark_level) if inverted else (dark_level, light_level)
     ink = np.clip((grey - paper) / (ink_level - paper), 0.0, 1.0).astype(np.float32)
     return ink, mask, inverted
@@ -113,6 +117,20 @@ def _dark_frame_share(dark: np.ndarray) -> float:
     border = np.concatenate([dark[0], dark[-1], dark[1:-1, 0], dark[1:-1, -1]])
     corners = [dark[:k, :k], dark[:k, -k:], dark[-k:, :k], dark[-k:, -k:]]
     return (float(border.mean()) + float(np.mean([c.mean() for c in corners]))) / 2
+
+
+def _solid(mask: np.ndarray, side: int = 64) -> bool:
+    """Does some of this "ink" lie deeper inside it than a stroke can, more than MAX_DEPTH of the frame's
+    longer side from the nearest paper? A hard shadow or the table over a third of a photo does; a
+    tight crop's strokes, however bold, do not. Beyond the frame counts as ink (a crop cuts strokes),
+    and the distance is taken on a copy about `side` px across (it need not be exact)."""
+    step = max(1, max(mask.shape) // side)
+    small = mask[::step, ::step]
+    if small.all():
+        return True
+    padded = np.pad(small, 1, mode="edge")
+    depth = ndimage.distance_transform_cdt(padded, metric="chessboard")[1:-1, 1:-1]
+    return float(depth.max()) * step > MAX_DEPTH * max(mask.shape)
 
 
 def _framed_by_table(mask: np.ndarray) -> bool:

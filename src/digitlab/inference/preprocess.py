@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.inference.background import estimate_background, suppress_background  # noqa: F401
+from digitlab.inference.background import estimate_background, ink_both_ways, suppress_background  # noqa: F401
 from digitlab.inference.components import drop_faint, drop_texture, label_components, mask_of, select_digit
 # Steps 6-9 live in digit28, and steps 1-3 in grey; they are part of this module's API.
 from digitlab.inference.digit28 import (  # noqa: F401
@@ -134,7 +134,7 @@ def _darker_locally(grey: np.ndarray, thumb: int | None = None) -> bool:
         factor = THUMB_SIDE / max(small.size)
         small = small.resize((max(1, round(small.width * factor)), max(1, round(small.height * factor))), Image.BOX)
     g = np.asarray(small, dtype=np.float32)
-    return _dark_ink_wins(suppress_background(1.0 - g), suppress_background(g))
+    return _dark_ink_wins(suppress_background(1.0 - g, shadow_edges=False), suppress_background(g, shadow_edges=False))
 
 
 def _dark_ink_wins(dark: np.ndarray, light: np.ndarray) -> bool:
@@ -202,10 +202,10 @@ def _ink_of(image, max_side: int) -> InkImage:
     if flat or max(grey.shape) > THUMB:
         v, inverted = to_ink_polarity(grey, (median, flat))
         ink = suppress_background(v, ((1.0 - median) if inverted else median) if flat else None)
-    else:  # _darker_locally's thumbnail is the image itself: keep the winning hypothesis's ink
-        dark, light = suppress_background(1.0 - grey), suppress_background(grey)
-        inverted = _dark_ink_wins(dark, light)
-        ink = dark if inverted else light
+    else:  # _darker_locally's thumbnail is the image itself: compare there, then the winner's ink
+        dark, light = ink_both_ways(1.0 - grey), ink_both_ways(grey)
+        inverted = _dark_ink_wins(dark[0], light[0])
+        ink = dark[1] if inverted else light[1]
     mask, t, reason = ink_mask(ink)
     if mask is None:
         framed = _two_level(grey, scale)
