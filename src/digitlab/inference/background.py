@@ -14,9 +14,10 @@ from scipy import ndimage
 
 SHADOW_DEPTH = 0.55  # shadows darken paper by less than this; a darker "background" block is a stroke
 SHADOW_STEP = 0.15  # a neighbouring block this much darker (as a share of the light) is a shadow's edge
+GRID = 16  # the background lattice's blocks along the longer side
 
 
-def estimate_background(v: np.ndarray, grid: int = 16, shadow_edges: bool = True) -> np.ndarray:
+def estimate_background(v: np.ndarray, grid: int = GRID, shadow_edges: bool = True) -> np.ndarray:
     """The paper's level under an ink-high image `v`, smooth, same shape: float32 in [0, 1]; with
     `shadow_edges`, it then follows hard shadows' edges (see `_follow_shadow_edges`)."""
     smooth, lattice, block = _smooth_estimate(v, grid)
@@ -111,7 +112,7 @@ def ink_both_ways(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ink under a smooth estimate, ink with shadows' edges followed) from one estimate: the first
     compares polarity hypotheses, the second is the winner's ink (the same array when no shadow's
     edge is there, as in most images)."""
-    smooth, lattice, block = _smooth_estimate(v, 16)
+    smooth, lattice, block = _smooth_estimate(v, GRID)
     plain = _ink(v, smooth)
     followed = _follow_shadow_edges(v, lattice, smooth, block)
     return plain, (plain if followed is smooth else _ink(v, followed))

@@ -131,8 +131,7 @@ def drop_texture(mask: np.ndarray) -> np.ndarray:
     at least one per TEXTURE_AREA px; a digit's strokes enclose at most 2, a noisy photo's a pinhole
     or two more. Grain may also break up into a field of pieces: a piece near the frame, not the
     largest, with more than GRAIN_PIECES others (specks too) within its own size of it is part of
-    that field (a digit's broken strokes make a few). The mask itself when nothing
-    else would be left.
+    that field (a digit's broken strokes make a few). The mask itself when nothing else would be left.
     """
     h, w = mask.shape
     near = NEAR_FRAME * min(h, w)
