@@ -1,11 +1,15 @@
 """The speed paths of single-image inference give what the plain paths give: coarse-to-fine digit
-extraction, uint8 alpha flattening, `reduce` in to_grey, and the torch backend's inference copy."""
+extraction, uint8 alpha flattening, `reduce` in to_grey, the torch backend's inference copy, and the
+array shortcuts of the background, statistics and line steps."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
+from scipy import ndimage
 
 from digitlab.inference import preprocess as P
 from inference_helpers import ring_digit
@@ -96,3 +100,78 @@ def test_torch_backend_matches_the_model_and_restores_the_thread_count():
     assert np.abs(backend(x[:1]) - expected[:1]).max() < 1e-5  # a small one, on one thread
     assert torch.get_num_threads() == threads
     assert all(p.is_contiguous() for p in model.parameters())  # the model itself is untouched
+
+
+BOUNDED = settings(max_examples=120, derandomize=True, deadline=None)
+
+
+@BOUNDED
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(8, 120), w=st.integers(8, 120),
+       lines=st.integers(0, 3), density=st.floats(0.0, 0.3))
+def test_the_line_precheck_never_hides_a_line_the_projections_find(seed, h, w, lines, density):
+    from digitlab.inference.lines import SLOPES, _bands, _may_hold_a_line
+
+    rng = np.random.default_rng(seed)
+    mask = rng.random((h, w)) < density * rng.random()  # specks of any density
+    for _ in range(lines):  # skewed lines, some broken, some short of LINE_SPAN
+        slope, y0 = rng.choice(SLOPES), rng.uniform(0, h)
+        xs = np.arange(int(rng.uniform(0.4, 1.0) * w))
+        ys = np.clip(np.rint(y0 + slope * xs), 0, h - 1).astype(int)
+        keep = rng.random(xs.size) < rng.uniform(0.6, 1.0)
+        mask[ys[keep], xs[keep]] = True
+    for m in (mask, mask.T):
+        ys, xs = np.nonzero(m)
+        if not _may_hold_a_line(m):
+            assert _bands(ys, xs, m.shape[1], m.shape[0]) == []
+
+
+def test_a_ruled_line_passes_the_line_precheck_and_a_digit_does_not():
+    from digitlab.inference.lines import _may_hold_a_line
+
+    mask = ring_digit(200, radius=0.25, width=0.06) < 128  # a dark ring on white: about half the width
+    assert not _may_hold_a_line(mask) and not _may_hold_a_line(mask.T)
+    mask[120, 5:195] = True  # a ruled line across the page, skewed by a pixel
+    mask[121, 100:195] = True
+    assert _may_hold_a_line(mask) and not _may_hold_a_line(mask.T)
+
+
+@pytest.mark.parametrize("shape", [(200, 200), (37, 401), (1, 5), (5, 1), (2, 2), (1, 1)])
+def test_mean3x3_is_scipys_uniform_filter(shape):
+    from digitlab.inference.noise import mean3x3
+
+    image = np.random.default_rng(0).random(shape, dtype=np.float32)
+    got = mean3x3(image)
+    assert got.dtype == np.float32 and got.shape == shape
+    assert np.abs(got - ndimage.uniform_filter(image, 3, mode="nearest")).max() < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_quantiles_are_the_histograms(dtype):
+    from digitlab.inference.noise import quantiles
+
+    rng = np.random.default_rng(0)
+    values = (rng.random((150, 170)) * 1.4 - 0.2).astype(dtype)  # out-of-range values clip to the ends
+    bins, qs = 4096, [0.0, 0.1, 0.5, 0.9, 1.0]
+    index = np.clip(np.floor(values.astype(np.float64) * (bins - 1) + 0.5), 0, bins - 1).astype(int)
+    cdf = np.cumsum(np.bincount(index.ravel(), minlength=bins)) / values.size
+    assert np.array_equal(quantiles(values, qs), np.searchsorted(cdf, qs) / (bins - 1))
+    assert np.abs(quantiles(values, [0.5])[0] - np.clip(np.median(values), 0, 1)) < 2 / bins
+
+
+@pytest.mark.parametrize("shape, size", [((200, 200), (208, 208)), ((13, 7), (13, 9)), ((5, 5), (5, 5))])
+def test_edge_padding_is_numpys(shape, size):
+    from digitlab.inference.background import _pad_edge
+
+    v = np.random.default_rng(0).random(shape, dtype=np.float32)
+    expected = np.pad(v, ((0, size[0] - shape[0]), (0, size[1] - shape[1])), mode="edge")
+    assert np.array_equal(_pad_edge(v, *size), expected)
+
+
+def test_ink_is_computed_in_place_the_same():
+    from digitlab.inference.background import _ink
+
+    rng = np.random.default_rng(0)
+    v, b = rng.random((50, 60), dtype=np.float32), rng.random((50, 60), dtype=np.float32)
+    expected = np.clip((v - b) / np.maximum(1.0 - b, 0.05), 0.0, 1.0).astype(np.float32)
+    assert np.array_equal(_ink(v, b), expected)
+    assert np.array_equal(_ink(v, np.float32(0.3)), np.clip((v - 0.3) / np.float32(0.7), 0, 1).astype(np.float32))

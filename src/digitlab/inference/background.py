@@ -7,6 +7,7 @@ Arrays are float32 (H, W) in [0, 1], ink-high (1 = full-strength ink, the MNIST 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -37,7 +38,7 @@ def _smooth_estimate(v: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray, 
     h, w = v.shape
     block = max(2, -(-max(h, w) // grid))
     gh, gw = -(-h // block), -(-w // block)
-    padded = np.pad(v, ((0, gh * block - h), (0, gw * block - w)), mode="edge")
+    padded = _pad_edge(v, gh * block, gw * block)
     # One axis at a time: 7x faster than a minimum over axes (1, 3) of the 4-d view.
     lattice = padded.reshape(gh, block, gw * block).min(axis=1).reshape(gh, gw, block).min(axis=2)
     narrow = ndimage.grey_opening(lattice, size=(min(3, gh), min(3, gw)), mode="nearest")
@@ -46,6 +47,19 @@ def _smooth_estimate(v: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray, 
     lattice = np.where(inside_stroke, wide, narrow).astype(np.float32)
     smooth = _upsample(lattice, gh * block, gw * block)[:h, :w]
     return smooth, lattice, block
+
+
+def _pad_edge(v: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`v` grown to (height, width) by repeating its last row and column: np.pad's "edge" mode,
+    without its overhead (it costs as much as the rest of the lattice)."""
+    h, w = v.shape
+    if (h, w) == (height, width):
+        return v
+    out = np.empty((height, width), v.dtype)
+    out[:h, :w] = v
+    out[h:, :w] = v[-1]
+    out[:, w:] = out[:, w - 1 : w]
+    return out
 
 
 def _follow_shadow_edges(v: np.ndarray, lattice: np.ndarray, smooth: np.ndarray, block: int) -> np.ndarray:
@@ -105,14 +119,23 @@ def suppress_background(v: np.ndarray, level: float | None = None, shadow_edges:
 
 
 def _ink(v: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.clip((v - b) / np.maximum(1.0 - b, 0.05), 0.0, 1.0).astype(np.float32)
+    """(v - b) / (1 - b), clipped to [0, 1], in float32 and in place (the temporaries cost more than
+    the arithmetic)."""
+    room = np.maximum(np.subtract(1.0, b, dtype=np.float32), np.float32(0.05))
+    out = np.subtract(v, b, dtype=np.float32)
+    out /= room
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
-def ink_both_ways(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ink under a smooth estimate, ink with shadows' edges followed) from one estimate: the first
-    compares polarity hypotheses, the second is the winner's ink (the same array when no shadow's
-    edge is there, as in most images)."""
+def ink_both_ways(v: np.ndarray) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
+    """(ink under a smooth estimate, a function giving the ink with shadows' edges followed) from
+    one estimate: the first compares polarity hypotheses, the second is the winner's ink, computed
+    only for the winner (the same array when no shadow's edge is there, as in most images)."""
     smooth, lattice, block = _smooth_estimate(v, GRID)
     plain = _ink(v, smooth)
-    followed = _follow_shadow_edges(v, lattice, smooth, block)
-    return plain, (plain if followed is smooth else _ink(v, followed))
+
+    def followed() -> np.ndarray:
+        b = _follow_shadow_edges(v, lattice, smooth, block)
+        return plain if b is smooth else _ink(v, b)
+
+    return plain, followed

@@ -111,17 +111,19 @@ def drop_faint(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
     edge (a sliver as strong as the shadow is deep) is fainter. A piece is dropped when its mean ink
     is under FAINT times that of the strongest piece among those at least 5% of the largest's area.
     """
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    comps = label_components(mask)
+    n = len(comps)
     if n < 2:
         return mask
-    index = np.arange(1, n + 1)
-    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    means = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=n + 1)[1:] / np.maximum(areas, 1)
-    strongest = float(means[areas >= 0.05 * areas.max()].max())
-    faint = index[means < FAINT * strongest]
+    (y0, x0), (h, w) = comps.origin, comps.labels.shape
+    labels = comps.labels.ravel()
+    sums = np.bincount(labels, weights=ink[y0 : y0 + h, x0 : x0 + w].ravel(), minlength=n + 1)[1:]
+    means = sums / np.maximum(comps.areas, 1)
+    strongest = float(means[comps.areas >= 0.05 * comps.areas.max()].max())
+    faint = np.flatnonzero(means < FAINT * strongest)
     if faint.size == 0:
         return mask
-    return mask & ~np.isin(labels, faint)
+    return mask & ~mask_of(comps, faint)
 
 
 def drop_texture(mask: np.ndarray) -> np.ndarray:

