@@ -6,10 +6,12 @@ For each set, three recognisers measured in the same run on the same images:
   naive     a plain resize of the image to 28x28 (no inversion, no cropping) fed to the shipped model.
 Sets: MNIST test (the models alone); scikit-learn's `load_digits` as they are (8x8, dark ink on white,
 no margin, as PNGs); realdigits-dev per source and per kind (measured only: nothing is tuned on it);
-stress sets generated (seeded) from MNIST test digits and held-out fonts (see real_world_sets.py).
+stress sets generated (seeded) from MNIST test digits and held-out fonts (see real_world_sets.py);
+one of them, `blank`, is photos of paper with no digit, where the right answer is "no digit" (and
+`read`'s is nothing: it is left out of the read == predict figure).
 Also: how often `read` answers what `predict` answers on single digits.
 
-    .venv/bin/python bench/real_world.py            # about 3 minutes on one core of a 2-core machine
+    .venv/bin/python bench/real_world.py            # about 5 minutes on one core of a 2-core machine
     .venv/bin/python bench/real_world.py --quick    # smoke test
 
 Ends with one JSON line of the figures.
@@ -122,7 +124,7 @@ def body(args) -> int:
           f"previous: {previous.info['path']} (recorded {previous.info['test_accuracy']})")
     print(f"\n  {'set':<22} {'n':>6}  {'shipped':<8}  {'previous':<8}  {'naive':<6}  time (all three)")
     sets: dict[str, dict] = {}
-    agreement = [0, 0]
+    agreement, blank_reads = [0, 0], [0, 0]
 
     started = time.perf_counter()
     x = data.x_test[: args.mnist].astype(np.float32) / 255.0
@@ -136,7 +138,9 @@ def body(args) -> int:
         found = answers(rec, previous, images)
         sets[name] = accuracies(found, labels)
         print(line(title, sets[name], time.perf_counter() - started, GOALS.get(name)))
-        if args.agreement:
+        if args.agreement and name == "blank":  # no digit to agree on: does read answer nothing?
+            blank_reads[:] = [sum(rec.read(b).number == "" for b in images[: args.agreement]), args.agreement]
+        elif args.agreement:
             a, n = read_agreement(rec, images[: args.agreement], found["shipped"][: args.agreement])
             agreement[0] += a
             agreement[1] += n
@@ -171,6 +175,8 @@ def body(args) -> int:
         print(f"\nread == predict on single digits: {agrees:.4f} ({agreement[0]} of {agreement[1]}; "
               f"up to {args.agreement} per set); goal {GOALS['read_agrees']:.0%}: "
               f"{'met' if agrees >= GOALS['read_agrees'] else 'NOT met'}")
+    if blank_reads[1]:
+        print(f"read on blank photos: no digits on {blank_reads[0]} of {blank_reads[1]}")
     print(f"realdigits-dev worst source: {worst[0]} {worst[1]['shipped']:.4f} "
           f"(goal >= {GOALS['realdigits_each_source']} on each)")
     met = {k: sets[k]["shipped"] >= g for k, g in GOALS.items() if k in sets}
@@ -181,7 +187,9 @@ def body(args) -> int:
     emit_json({
         "bench": "real_world", "seed": args.seed, "quick": args.quick, "sets": sets,
         "realdigits_per_source": per["source"], "realdigits_per_kind": per["kind"],
-        "read_agrees": agrees, "read_agreement_n": agreement[1], "goals": GOALS, "met": met,
+        "read_agrees": agrees, "read_agreement_n": agreement[1],
+        "read_blank_quiet": blank_reads[0] / blank_reads[1] if blank_reads[1] else None,
+        "goals": GOALS, "met": met,
         "model": rec.info["path"], "previous_model": previous.info["path"], "commit": env["commit"],
     })
     return 0

@@ -16,9 +16,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "inference"))
-from render import digit_coverage, styled_coverage  # noqa: E402
+from render import digit_coverage, light_field, pen, skeleton, styled_coverage  # noqa: E402
 
-STRESS_SETS = ("tight16", "tight8", "photo", "ruled", "grid", "thin", "thick", "flagged1", "crossed7", "shadow", "table")
+STRESS_SETS = ("tight16", "tight8", "photo", "ruled", "grid", "thin", "thick", "flagged1", "crossed7", "shadow", "table",
+               "pencil", "blank")
+NO_DIGIT = -1  # the label of the blank set: the right answer is "no digit"
 
 
 def png(grey: np.ndarray) -> bytes:
@@ -146,6 +148,26 @@ def shadowed_photo(digit: np.ndarray, rng, table: bool) -> bytes:
     return jpeg(rgb, int(rng.integers(60, 90)))
 
 
+def pencil_photo(digit: np.ndarray | None, rng) -> bytes:
+    """A phone photo of a faint pencil or ballpoint digit (25-50% darker than the paper, a line under
+    half MNIST's stroke) on a 480-960 px photo under a gradient and a soft shadow, noise, JPEG; with
+    `digit` None, the same photo of blank paper."""
+    h = int(rng.integers(480, 961))
+    w = h * 4 // 3
+    cov = np.zeros((h, w), np.float32)
+    if digit is not None:
+        height = int(rng.uniform(0.15, 0.35) * h)
+        line = pen(skeleton(np.pad(digit_coverage(digit, height), 2) > 0.5),
+                   max(1.5, 2.6 * height / 20 * rng.uniform(0.25, 0.5)))
+        top, left = int(rng.integers(0, h - line.shape[0] + 1)), int(rng.integers(0, w - line.shape[1] + 1))
+        cov[top : top + line.shape[0], left : left + line.shape[1]] = line
+    paper, contrast = rng.uniform(0.7, 0.95), rng.uniform(0.25, 0.5)
+    grey = paper * (1 - contrast * cov) * light_field((h, w), rng)
+    rgb = grey[..., None] * np.array([1.0, rng.uniform(0.95, 1.0), rng.uniform(0.88, 1.0)])
+    rgb = rgb + rng.normal(0, rng.uniform(0.01, 0.03), rgb.shape)
+    return jpeg(rgb, int(rng.integers(75, 92)))
+
+
 def lined_paper(digit: np.ndarray, rng, grid: bool) -> bytes:
     """A digit written across printed lines: ruled (with a margin line half the time) or a squared grid.
     The lines are as dark as a notebook's under a phone camera and cross the digit."""
@@ -195,6 +217,8 @@ def stress_set(name: str, images: np.ndarray, labels: np.ndarray, n: int, seed: 
     if name in ("flagged1", "crossed7"):
         label = 1 if name == "flagged1" else 7
         return [(font_style(label, name, rng), label) for _ in range(n)]
+    if name == "blank":
+        return [(pencil_photo(None, rng), NO_DIGIT) for _ in range(n)]
     rows = rng.choice(len(images), size=min(n, len(images)), replace=False)
     make = {
         "tight16": lambda d: tight_crop(d, 16),
@@ -206,5 +230,6 @@ def stress_set(name: str, images: np.ndarray, labels: np.ndarray, n: int, seed: 
         "grid": lambda d: lined_paper(d, rng, grid=True),
         "thin": lambda d: stroke(d, rng, "thin"),
         "thick": lambda d: stroke(d, rng, "thick"),
+        "pencil": lambda d: pencil_photo(d, rng),
     }[name]
     return [(make(images[i]), int(labels[i])) for i in rows]

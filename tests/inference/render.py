@@ -89,7 +89,7 @@ def _place(canvas_shape, cov: np.ndarray, rng) -> np.ndarray:
     return out
 
 
-def _lighting(shape, rng) -> np.ndarray:
+def light_field(shape, rng) -> np.ndarray:
     """A multiplicative light field: a linear gradient plus a soft-edged shadow over part of it."""
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -157,7 +157,7 @@ def render_user_image(digit: np.ndarray, style: str, rng: np.random.Generator) -
     lines = _paper_lines((h, w), rng, style == "squared") if style in ("ruled", "squared") else None
     img = _compose(cov, rng, lines)
     if style in ("lighting", "photo"):
-        img = img * _lighting((h, w), rng)[..., None] + rng.normal(0, rng.uniform(0.01, 0.04), img.shape)
+        img = img * light_field((h, w), rng)[..., None] + rng.normal(0, rng.uniform(0.01, 0.04), img.shape)
     if style in ("jpeg", "photo"):
         return _encode(img, "JPEG", int(rng.integers(25, 70) if style == "jpeg" else rng.integers(75, 92)))
     return _encode(img)

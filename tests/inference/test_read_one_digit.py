@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -69,6 +71,18 @@ def test_one_piece_reading_is_predicts_digit(shipped):
     image[8:12, 8:12] = 0           # a speck in the corner: predict leaves it out
     data = encode(Image.fromarray(image))
     assert shipped.read(data).number == str(shipped.predict_one(data).digit) == "1"
+
+
+def test_a_faint_pencil_digit_only_the_coarse_pass_finds_reads_as_predict_answers(shipped):
+    from digitlab.inference.decode import load_image
+    from digitlab.inference.preprocess import extract_ink
+
+    # A faint pencil 1 in a 982x737 phone photo (bench/real_world_sets.pencil_photo): at full scale its
+    # line is under the contrast floor; predict's coarse pass, where noise averages out, finds it.
+    data = (Path(__file__).parent / "images" / "faint_pencil_1.jpg").read_bytes()
+    assert extract_ink(load_image(data)[0]).mask is None
+    assert shipped.predict_one(data).digit == 1
+    assert shipped.read(data).number == "1"
 
 
 def test_a_narrow_pair_of_ones_stays_two_digits(shipped):

@@ -33,7 +33,7 @@ from digitlab.evaluate.temperature import apply_temperature
 from digitlab.inference.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decoded_scale, load_image
 from digitlab.inference.digit_score import box_of
 from digitlab.inference.onnx_export import OnnxBackend, exported_session
-from digitlab.inference.preprocess import digit_to_28, extract_digit, extract_ink
+from digitlab.inference.preprocess import InkImage, digit_to_28, extract_digit, extract_ink
 from digitlab.inference.segment import (
     MAX_WIDTH,
     ONE_DIGIT_WIDTH,
@@ -325,11 +325,17 @@ class Recognizer:
         source = _source_of(image)
         ink = extract_ink(pil)
         if ink.mask is None:
-            return Reading(source, "", (), (), 0.0, True)
-        # The segments come back with the 28x28 images and raw probabilities they were read with.
-        segments = segment_line(ink.ink, ink.mask, classify=self.predict_batch28)
-        if segments:
-            ink, segments = self._one_digit_reading(pil, ink, segments)
+            # predict's coarse pass can find a faint digit that falls under the contrast floor at full
+            # scale (a fine pencil line in a big photo): read answers that digit, as predict does.
+            found = self._predicts_digit(pil)
+            if found is None:
+                return Reading(source, "", (), (), 0.0, True)
+            ink, segments = found[0], [found[1]]
+        else:
+            # The segments come back with the 28x28 images and raw probabilities they were read with.
+            segments = segment_line(ink.ink, ink.mask, classify=self.predict_batch28)
+            if segments:
+                ink, segments = self._one_digit_reading(pil, ink, segments)
         digits = tuple(self._prediction(source, s.image28, s.probs, note) for s in segments)
         scale = ink.scale * decoded_scale(pil)  # working pixels per input pixel (decoding may reduce too)
         width, height = ink.ink.shape[1] / scale, ink.ink.shape[0] / scale
@@ -356,15 +362,22 @@ class Recognizer:
         if wide and (len(segments) > 2 or aspect > MAX_WIDTH or apart(*segments)
                      or side_by_side(segments, ink.mask)):
             return ink, segments
+        found = self._predicts_digit(pil)
+        if found is None:
+            return ink, segments
+        one, segment = found
+        if (several and (wide or apart(*segments) or side_by_side(segments, ink.mask))
+                and float(segment.probs.max()) < float(np.prod([s.probs.max() for s in segments]))):
+            return ink, segments
+        return one, [segment]
+
+    def _predicts_digit(self, pil) -> tuple[InkImage, Segment] | None:
+        """(ink, segment) of the one digit `predict` finds in the image, or None when it finds none."""
         one, digit = extract_digit(pil)
         if digit is None:
-            return ink, segments
+            return None
         image28 = digit_to_28(one.ink, digit)
-        probs = self.predict_batch28(image28[None])[0]
-        if (several and (wide or apart(*segments) or side_by_side(segments, ink.mask))
-                and float(probs.max()) < float(np.prod([s.probs.max() for s in segments]))):
-            return ink, segments
-        return one, [Segment(digit, box_of(digit), image28, probs)]
+        return one, Segment(digit, box_of(digit), image28, self.predict_batch28(image28[None])[0])
 
 
 def _temperature_of(scaling) -> float:
