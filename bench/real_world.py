@@ -11,7 +11,7 @@ one of them, `blank`, is photos of paper with no digit, where the right answer i
 `read`'s is nothing: it is left out of the read == predict figure).
 Also: how often `read` answers what `predict` answers on single digits.
 
-    .venv/bin/python bench/real_world.py            # about 5 minutes on one core of a 2-core machine
+    .venv/bin/python bench/real_world.py            # about 7 minutes on one core of a 2-core machine
     .venv/bin/python bench/real_world.py --quick    # smoke test
 
 Ends with one JSON line of the figures.
