@@ -52,6 +52,14 @@ def test_small_or_cut_digits_fall_back_to_the_full_scale(why, kwargs):
     assert similarity(P.digit_to_28(ink.ink, digit), fine_28(image)) > 0.999
 
 
+def test_the_coarse_pass_alone_is_there_for_a_caller_that_ran_the_full_scale():
+    ink, digit = P.extract_digit(Image.fromarray(ring_digit(400, radius=0.3, width=0.06)), full_scale=False)
+    assert ink.ink.shape == (200, 200) and digit is not None
+    ink, digit = P.extract_digit(Image.fromarray(ring_digit(400, radius=0.04, width=0.02)), full_scale=False)
+    assert ink.ink.shape == (200, 200) and digit is None  # too small at the coarse scale: not tried again
+    assert P.extract_digit(Image.fromarray(ring_digit(300, radius=0.3, width=0.06)), full_scale=False) == (None, None)
+
+
 def test_no_digit_is_reported_with_the_reason():
     ink, digit = P.extract_digit(Image.new("L", (400, 400), 240))
     assert digit is None and "blank" in ink.reason

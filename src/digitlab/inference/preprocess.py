@@ -233,7 +233,7 @@ def _two_level(grey: np.ndarray, scale: float, separation: float = MIN_SEPARATIO
     return InkImage(ink=ink, mask=mask, threshold=0.5, scale=scale, inverted=inverted)
 
 
-def extract_digit(image) -> tuple[InkImage, np.ndarray | None]:
+def extract_digit(image, full_scale: bool = True) -> tuple[InkImage | None, np.ndarray | None]:
     """Steps 1-5 and the one digit's pixels, coarse to fine: (InkImage, bool digit mask or None).
 
     A digit that ends 20 px tall needs far fewer pixels than a photo has, and every full-image step
@@ -241,10 +241,13 @@ def extract_digit(image) -> tuple[InkImage, np.ndarray | None]:
     the digit found there is at least COARSE_MIN_BOX px long, clear of the frame and its strokes solid,
     that is the answer (a 400x400 image: a quarter of the pixels). Otherwise (a small digit, a fine
     pen in a big photo, no digit found) the steps run again at WORK_SIZE. None: no digit (see reason).
+    full_scale=False: the coarse pass alone, for a caller that has run the WORK_SIZE steps already
+    (extract_ink) and found nothing; (None, None) when the image is too small for a coarse pass.
     """
     image = flatten_alpha(apply_exif_orientation(image))
     factor = max(image.size) // COARSE_SIDE
-    sides = ([max(image.size) // factor] if factor >= 2 else []) + [WORK_SIZE]
+    sides = ([max(image.size) // factor] if factor >= 2 else []) + ([WORK_SIZE] if full_scale else [])
+    ink = None
     for side in sides:
         ink = _ink_of(image, side)
         if ink.mask is None:

@@ -327,7 +327,7 @@ class Recognizer:
         if ink.mask is None:
             # predict's coarse pass can find a faint digit that falls under the contrast floor at full
             # scale (a fine pencil line in a big photo): read answers that digit, as predict does.
-            found = self._predicts_digit(pil)
+            found = self._predicts_digit(pil, full_scale=False)  # extract_ink was the full scale
             if found is None:
                 return Reading(source, "", (), (), 0.0, True)
             ink, segments = found[0], [found[1]]
@@ -371,9 +371,10 @@ class Recognizer:
             return ink, segments
         return one, [segment]
 
-    def _predicts_digit(self, pil) -> tuple[InkImage, Segment] | None:
-        """(ink, segment) of the one digit `predict` finds in the image, or None when it finds none."""
-        one, digit = extract_digit(pil)
+    def _predicts_digit(self, pil, full_scale: bool = True) -> tuple[InkImage, Segment] | None:
+        """(ink, segment) of the one digit `predict` finds in the image, or None when it finds none
+        (full_scale=False: at the coarse scale; see extract_digit)."""
+        one, digit = extract_digit(pil, full_scale)
         if digit is None:
             return None
         image28 = digit_to_28(one.ink, digit)
