@@ -18,8 +18,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "inference"))
 from render import digit_coverage, light_field, pen, skeleton, styled_coverage  # noqa: E402
 
-STRESS_SETS = ("tight16", "tight8", "photo", "ruled", "grid", "thin", "thick", "flagged1", "crossed7", "shadow", "table",
-               "pencil", "blank")
+STRESS_SETS = ("tight16", "tight8", "photo", "ruled", "grid", "thin", "thick", "flagged1", "crossed7", "shadow",
+               "table", "pencil", "blank")
 NO_DIGIT = -1  # the label of the blank set: the right answer is "no digit"
 
 

@@ -13,6 +13,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from digitlab.inference.noise import block_reduce
+
 SHADOW_DEPTH = 0.55  # shadows darken paper by less than this; a darker "background" block is a stroke
 SHADOW_STEP = 0.15  # a neighbouring block this much darker (as a share of the light) is a shadow's edge
 GRID = 16  # the background lattice's blocks along the longer side
@@ -39,8 +41,7 @@ def _smooth_estimate(v: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray, 
     block = max(2, -(-max(h, w) // grid))
     gh, gw = -(-h // block), -(-w // block)
     padded = _pad_edge(v, gh * block, gw * block)
-    # One axis at a time: 7x faster than a minimum over axes (1, 3) of the 4-d view.
-    lattice = padded.reshape(gh, block, gw * block).min(axis=1).reshape(gh, gw, block).min(axis=2)
+    lattice = block_reduce(padded, block, np.minimum)
     narrow = ndimage.grey_opening(lattice, size=(min(3, gh), min(3, gw)), mode="nearest")
     wide = ndimage.grey_opening(lattice, size=(min(5, gh), min(5, gw)), mode="nearest")
     inside_stroke = (narrow - wide) / np.maximum(1.0 - wide, 0.05) > SHADOW_DEPTH

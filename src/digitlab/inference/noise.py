@@ -53,3 +53,12 @@ def mean3x3(image: np.ndarray) -> np.ndarray:
     out[:, -1] += rows[:, -1]
     out *= np.float32(1.0 / 9.0)
     return out
+
+
+def block_reduce(image: np.ndarray, block: int, reduce=np.minimum) -> np.ndarray:
+    """`reduce` (a ufunc: np.minimum, np.maximum) over each block x block tile of an image whose sides
+    are multiples of `block`: (H // block, W // block). One axis at a time, several times faster than
+    reducing axes (1, 3) of the 4-d view."""
+    h, w = image.shape
+    rows = reduce.reduce(image.reshape(h // block, block, w), axis=1)
+    return reduce.reduce(rows.reshape(h // block, w // block, block), axis=2)

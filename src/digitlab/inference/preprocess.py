@@ -39,7 +39,7 @@ from digitlab.inference.framing import (  # noqa: F401 (otsu_threshold is part o
 )
 from digitlab.inference.grey import WORK_SIZE, apply_exif_orientation, flatten_alpha, to_grey  # noqa: F401
 from digitlab.inference.lines import remove_border_bands, remove_lines
-from digitlab.inference.noise import mean3x3, pixel_noise, quantiles, robust_sigma
+from digitlab.inference.noise import block_reduce, mean3x3, pixel_noise, quantiles, robust_sigma
 
 COARSE_SIDE = 200    # single digits: first try at about this size (see extract_digit)
 COARSE_MIN_BOX = 40  # ... kept when the digit is 2x the 20 px it ends at (bench/user_images: 99.25%,
@@ -96,12 +96,9 @@ def _one_paper_level(grey: np.ndarray, median: float, grid: int = 8) -> bool:
     h, w = grey.shape
     block = max(1, min(h, w) // grid)
     gh, gw = h // block, w // block
-    rows = grey[: gh * block, : gw * block].reshape(gh, block, gw * block)
-    # One axis at a time: several times faster than reducing axes (1, 3) of the 4-d view.
-    lightest = rows.max(axis=1).reshape(gh, gw, block).max(axis=2)
-    darkest = rows.min(axis=1).reshape(gh, gw, block).min(axis=2)
-    return any(float(np.mean(np.abs(level - median) < PAPER_TOLERANCE)) >= PAPER_BLOCKS
-               for level in (lightest, darkest))
+    tiles = grey[: gh * block, : gw * block]
+    return any(float(np.mean(np.abs(block_reduce(tiles, block, reduce) - median) < PAPER_TOLERANCE)) >= PAPER_BLOCKS
+               for reduce in (np.maximum, np.minimum))
 
 
 def to_ink_polarity(grey: np.ndarray, paper: tuple[float, bool] | None = None) -> tuple[np.ndarray, bool]:
